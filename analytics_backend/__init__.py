@@ -1,0 +1,1 @@
+"""Folds verdicts into running totals and publishes them to ``analytics_result``."""

@@ -1,0 +1,3 @@
+from analytics_backend.main import main
+
+main()

@@ -1,0 +1,71 @@
+"""analytics_backend: ``order_confirmed`` -> running totals -> ``analytics_result``.
+
+State is one ``Totals`` per input partition. Each snapshot names the offset it is exact up to, and
+is written in the same transaction as the consumer offsets; on (re)assignment a partition's state
+comes back from its latest snapshot and reading resumes at that offset, so nothing is counted
+twice or lost across restarts, crashes and rebalances between replicas.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from pydantic_settings import SettingsConfigDict
+
+from analytics_backend.aggregate import fold_all
+from orderflow.events import AnalyticsSnapshot, OrderVerdict, Totals
+from orderflow.kafka_io import ensure_topics, read_topic
+from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
+from orderflow.stage import Inbound, Output, Stage
+from orderflow.topics import ANALYTICS_GROUP, ANALYTICS_RESULT, ORDER_CONFIRMED
+
+
+class Settings(ConsumerServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="ANALYTICS_")
+
+
+def scope(partition: int) -> str:
+    return f"{ORDER_CONFIRMED}/{partition}"
+
+
+class RunningTotals:
+    def __init__(self, kafka: KafkaSettings) -> None:
+        self.kafka = kafka
+        self.out_topic = kafka.topic(ANALYTICS_RESULT)
+        self.totals: dict[int, Totals] = {}
+
+    def restore(self, partitions: Sequence[int]) -> dict[int, int]:
+        latest: dict[str, AnalyticsSnapshot] = {}
+        for r in read_topic(self.kafka, self.out_topic):
+            if r.key is not None and r.value is not None:
+                latest[r.key.decode()] = AnalyticsSnapshot.model_validate_json(r.value)
+        resume = {}
+        for p in partitions:
+            snap = latest.get(scope(p))
+            self.totals[p] = snap.totals if snap else Totals()
+            if snap:
+                resume[p] = snap.as_of_offset
+        return resume
+
+    def process(self, batch: Sequence[Inbound[OrderVerdict]]) -> list[Output]:
+        by_partition: dict[int, list[Inbound[OrderVerdict]]] = {}
+        for item in batch:
+            by_partition.setdefault(item.record.partition, []).append(item)
+        outputs = []
+        for p, items in by_partition.items():
+            self.totals[p] = fold_all(self.totals.get(p, Totals()), (i.value for i in items))
+            snap = AnalyticsSnapshot(scope=scope(p), partition=p, as_of_offset=items[-1].record.offset + 1,
+                                     totals=self.totals[p])
+            outputs.append(Output(self.out_topic, snap.scope, snap.to_bytes()))
+        return outputs
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    ensure_topics(settings.kafka)
+    Stage(
+        name="analytics_backend", settings=settings.kafka, input_topic=settings.kafka.topic(ORDER_CONFIRMED),
+        model=OrderVerdict, processor=RunningTotals(settings.kafka),
+        group_id=settings.kafka.group(ANALYTICS_GROUP), health_file=settings.health_file,
+    ).run()

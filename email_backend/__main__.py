@@ -1,0 +1,3 @@
+from email_backend.main import main
+
+main()

@@ -1,0 +1,154 @@
+"""Kafka plumbing shared by every service: clients, topic provisioning, bounded reads.
+
+Services never import ``kafka`` themselves; they go through this module and ``orderflow.stage``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
+
+from orderflow.settings import KafkaSettings
+from orderflow.topics import TopicSpec, pipeline_topics
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "BrokerUnavailable", "KafkaError", "Record", "TopicPartition", "ensure_topics", "make_consumer",
+    "make_producer", "publish", "read_topic",
+]
+
+
+class BrokerUnavailable(Exception):
+    """The broker did not acknowledge a write in time: nothing may be promised to the caller."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record as read, independent of the client library."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int = 0
+
+    @classmethod
+    def of(cls, r: Any) -> Record:
+        return cls(r.topic, r.partition, r.offset, r.key, r.value, tuple(r.headers or ()), r.timestamp)
+
+
+def make_producer(settings: KafkaSettings, *, transactional_id: str | None = None,
+                  **overrides: Any) -> KafkaProducer:
+    """A producer that only counts a write once every in-sync replica has it (acks=all, idempotent)."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers.split(","),
+        "acks": "all",
+        "enable_idempotence": True,
+        "linger_ms": 5,
+        "allow_auto_create_topics": False,
+        "client_id": f"orderflow-{settings.replica_id}",
+    }
+    if transactional_id:
+        config["transactional_id"] = transactional_id
+    config.update(overrides)
+    return KafkaProducer(**config)
+
+
+def make_consumer(settings: KafkaSettings, *, group_id: str | None, **overrides: Any) -> KafkaConsumer:
+    """A consumer that commits nothing by itself and reads only committed transactions."""
+    config: dict[str, Any] = {
+        "bootstrap_servers": settings.bootstrap_servers.split(","),
+        "group_id": group_id,
+        "enable_auto_commit": False,
+        "auto_offset_reset": "earliest",
+        "isolation_level": "read_committed",
+        "max_poll_records": settings.max_batch,
+        "allow_auto_create_topics": False,
+        "client_id": f"orderflow-{settings.replica_id}",
+    }
+    config.update(overrides)
+    return KafkaConsumer(**config)
+
+
+def publish(producer: KafkaProducer, topic: str, key: str, value: bytes, *, timeout: float,
+            headers: list[tuple[str, bytes]] | None = None) -> tuple[int, int]:
+    """Write one record and wait for the broker's acknowledgement; return (partition, offset)."""
+    try:
+        future = producer.send(topic, key=key.encode(), value=value, headers=headers)
+        meta = future.get(timeout=timeout)
+    except KafkaTimeoutError as exc:
+        raise BrokerUnavailable(f"no acknowledgement within {timeout}s") from exc
+    except KafkaError as exc:
+        raise BrokerUnavailable(str(exc)) from exc
+    return meta.partition, meta.offset
+
+
+def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec] | None = None,
+                  timeout: float = 60.0) -> None:
+    """Create the pipeline's topics if they are missing (idempotent, safe from several processes)."""
+    wanted = list(specs) if specs is not None else pipeline_topics(settings.partitions, settings.topic_prefix)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers.split(","))
+            break
+        except KafkaError:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("broker not reachable yet, retrying topic provisioning")
+            time.sleep(1)
+    try:
+        existing = set(admin.list_topics())
+        missing = {
+            s.name: {"num_partitions": s.partitions, "replication_factor": settings.replication_factor,
+                     "configs": s.configs}
+            for s in wanted if s.name not in existing
+        }
+        if missing:
+            try:
+                admin.create_topics(missing, wait_for_metadata=True)
+            except TopicAlreadyExistsError:
+                pass  # another process won the race; the topics are there
+            log.info("created topics %s", sorted(missing))
+    finally:
+        admin.close()
+
+
+def read_topic(settings: KafkaSettings, topic: str, *, partitions: Iterable[int] | None = None,
+               timeout: float = 30.0) -> Iterator[Record]:
+    """Every committed record of ``topic`` (or of some partitions), from the start up to its end now.
+
+    Bounded: it stops at the end offsets taken when it starts, so it always terminates.
+    """
+    consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
+    try:
+        if partitions is None:
+            found = consumer.partitions_for_topic(topic) or set()
+            partitions = sorted(found)
+        tps = [TopicPartition(topic, p) for p in partitions]
+        if not tps:
+            return
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        end = consumer.end_offsets(tps)
+        remaining = {tp for tp in tps if consumer.position(tp) < end[tp]}
+        deadline = time.monotonic() + timeout
+        while remaining:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {topic} did not reach its end in {timeout}s")
+            for tp, records in consumer.poll(timeout_ms=200).items():
+                for r in records:
+                    if r.offset < end[tp]:
+                        yield Record.of(r)
+            remaining = {tp for tp in remaining if consumer.position(tp) < end[tp]}
+    finally:
+        consumer.close()

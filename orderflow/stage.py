@@ -1,0 +1,236 @@
+"""The one consume-process-produce loop every consumer service runs.
+
+poll -> parse (unreadable -> ``<topic>.dlq``) -> ``processor.process(batch)`` -> produce -> commit.
+
+With ``exactly_once`` the outputs and the consumer's offsets go into one Kafka transaction per
+polled batch, and readers use ``read_committed``. Without it, outputs are flushed (acknowledged)
+before offsets are committed: at-least-once. Either way offsets never run ahead of the output.
+On a failed batch the loop aborts, rewinds every partition to its committed offset, lets the
+processor restore its state, and goes on: a broker outage is waited out, not fatal.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Generic, Protocol, TypeVar
+
+from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
+from kafka.errors import KafkaError, ProducerFencedError
+from pydantic import BaseModel, ValidationError
+
+from orderflow.kafka_io import Record, make_consumer, make_producer
+from orderflow.settings import KafkaSettings
+from orderflow.topics import dlq
+
+log = logging.getLogger(__name__)
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class Inbound(Generic[M]):
+    """A parsed input record and where it came from."""
+
+    value: M
+    record: Record
+
+
+@dataclass(frozen=True)
+class Output:
+    topic: str
+    key: str | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+class Processor(Protocol[M]):
+    def process(self, batch: Sequence[Inbound[M]]) -> list[Output]:
+        """Turn a batch of parsed records into output records. May keep state."""
+        ...
+
+    def restore(self, partitions: Sequence[int]) -> dict[int, int]:
+        """(Re)build state for newly owned partitions; return offsets to resume from, if it knows them."""
+        ...
+
+
+def dead_letter(record: Record, error: str) -> Output:
+    """The original bytes, with why and where from in the headers."""
+    headers = (
+        ("error", error.encode()[:4000]),
+        ("source_topic", record.topic.encode()),
+        ("source_partition", str(record.partition).encode()),
+        ("source_offset", str(record.offset).encode()),
+    )
+    return Output(dlq(record.topic), record.key.decode(errors="replace") if record.key else None,
+                  record.value or b"", headers)
+
+
+def parse(model: type[M], record: Record) -> Inbound[M] | Output:
+    try:
+        if record.value is None:
+            raise ValueError("empty record value")
+        return Inbound(model.model_validate_json(record.value), record)
+    except (ValidationError, ValueError) as exc:
+        return dead_letter(record, f"{type(exc).__name__}: {exc}")
+
+
+class StopFlag:
+    """Set by SIGTERM/SIGINT; the loop finishes its batch and exits cleanly."""
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+    def install(self) -> StopFlag:
+        signal.signal(signal.SIGTERM, self.set)
+        signal.signal(signal.SIGINT, self.set)
+        return self
+
+    def set(self, *_: object) -> None:
+        self.stopped = True
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, stage: Stage[Any]) -> None:
+        self.stage = stage
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        log.info("%s: partitions revoked %s", self.stage.name, sorted(tp.partition for tp in revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        self.stage.resume_from_state([tp.partition for tp in assigned])
+
+
+class Stage(Generic[M]):
+    """One consumer group member reading ``input_topic`` as ``model`` and feeding ``processor``."""
+
+    def __init__(self, *, name: str, settings: KafkaSettings, input_topic: str, model: type[M],
+                 processor: Processor[M], group_id: str, health_file: str | None = None,
+                 stop: StopFlag | None = None, on_batch: Callable[[int], None] | None = None) -> None:
+        self.name = name
+        self.settings = settings
+        self.input_topic = input_topic
+        self.model = model
+        self.processor = processor
+        self.group_id = group_id
+        self.health_file = Path(health_file) if health_file else None
+        self.stop = stop or StopFlag()
+        self.on_batch = on_batch
+        self.exactly_once = settings.exactly_once
+        self.consumer: Any = None
+        self.producer: Any = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def run(self) -> None:
+        self.producer = self._new_producer()
+        self.consumer = make_consumer(self.settings, group_id=self.group_id)
+        try:
+            if self.exactly_once:
+                self.producer.init_transactions()
+            self.consumer.subscribe([self.input_topic], listener=_Rebalance(self))
+            log.info("%s: consuming %s as group %s (exactly_once=%s)",
+                     self.name, self.input_topic, self.group_id, self.exactly_once)
+            while not self.stop.stopped:
+                self._turn()
+        finally:
+            self.consumer.close(autocommit=False)
+            self.producer.close(timeout=10)
+            log.info("%s: stopped", self.name)
+
+    def _new_producer(self) -> Any:
+        # A stable id per replica: a restarted replica fences its own zombie.
+        tid = f"{self.group_id}-{self.settings.replica_id}" if self.exactly_once else None
+        return make_producer(self.settings, transactional_id=tid, linger_ms=10)
+
+    def _turn(self) -> None:
+        polled = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms,
+                                    max_records=self.settings.max_batch)
+        self._heartbeat()
+        records = [Record.of(r) for batch in polled.values() for r in batch]
+        if not records:
+            return
+        try:
+            self._handle(records)
+        except ProducerFencedError:
+            log.error("%s: fenced by a newer replica with the same transactional id; exiting", self.name)
+            raise
+        except KafkaError as exc:
+            log.warning("%s: batch failed (%s); rewinding to the last commit", self.name, exc)
+            self._recover()
+
+    def _handle(self, records: list[Record]) -> None:
+        parsed = [parse(self.model, r) for r in records]
+        good = [p for p in parsed if isinstance(p, Inbound)]
+        outputs = [p for p in parsed if isinstance(p, Output)]
+        for out in outputs:
+            log.warning("%s: dead-lettered %s", self.name, dict(out.headers).get("error", b"").decode()[:200])
+        outputs += self.processor.process(good) if good else []
+        offsets = {}
+        for r in records:
+            offsets[TopicPartition(r.topic, r.partition)] = OffsetAndMetadata(r.offset + 1, "", -1)
+        if self.exactly_once:
+            self.producer.begin_transaction()
+            self._send(outputs)
+            self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
+            self.producer.commit_transaction()
+        else:
+            self._send(outputs)
+            self.producer.flush()
+            self.consumer.commit(offsets)
+        if self.on_batch:
+            self.on_batch(len(records))
+
+    def _send(self, outputs: list[Output]) -> None:
+        futures = [self.producer.send(o.topic, key=o.key.encode() if o.key is not None else None,
+                                      value=o.value, headers=list(o.headers)) for o in outputs]
+        if not self.exactly_once:
+            for f in futures:
+                f.get(timeout=60)
+
+    def _recover(self) -> None:
+        """Abort what was in flight, then rewind to the last commit; retry until the broker answers."""
+        delay = 0.5
+        while not self.stop.stopped:
+            try:
+                if self.exactly_once:
+                    try:
+                        self.producer.abort_transaction()
+                    except KafkaError as exc:
+                        log.warning("%s: abort failed (%s); starting a new producer", self.name, exc)
+                        self.producer.close(timeout=5)
+                        self.producer = self._new_producer()
+                        self.producer.init_transactions()
+                assigned = self.consumer.assignment()
+                if assigned:
+                    self.resume_from_state([tp.partition for tp in assigned])
+                return
+            except ProducerFencedError:
+                raise
+            except KafkaError as exc:
+                log.warning("%s: recovery failed (%s); retrying in %.1fs", self.name, exc, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10)
+
+    def resume_from_state(self, partitions: list[int]) -> None:
+        """Seek each owned partition to where its processed state ends, or to the committed offset."""
+        known = self.processor.restore(partitions)
+        for p in partitions:
+            tp = TopicPartition(self.input_topic, p)
+            if p in known:
+                self.consumer.seek(tp, known[p])
+            else:
+                committed = self.consumer.committed(tp)
+                if committed is not None:
+                    self.consumer.seek(tp, committed)
+                else:
+                    self.consumer.seek_to_beginning(tp)
+        log.info("%s: owns partitions %s", self.name, sorted(partitions))
+
+    def _heartbeat(self) -> None:
+        if self.health_file is not None:
+            self.health_file.parent.mkdir(parents=True, exist_ok=True)
+            self.health_file.touch()

@@ -1,0 +1,44 @@
+"""Topic names and their configuration: the map of the pipeline."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+ORDER_DETAILS = "order_details"
+ORDER_CONFIRMED = "order_confirmed"
+ORDER_EMAIL_SENT = "order_email_sent"
+ANALYTICS_RESULT = "analytics_result"
+DLQ_SUFFIX = ".dlq"
+
+# Consumer groups, one per stage.
+TRANSACTIONS_GROUP = "transactions_backend"
+EMAIL_GROUP = "email_backend"
+ANALYTICS_GROUP = "analytics_backend"
+
+
+def dlq(topic: str) -> str:
+    return f"{topic}{DLQ_SUFFIX}"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    configs: dict[str, str] = field(default_factory=dict)
+
+
+def pipeline_topics(partitions: int, prefix: str = "") -> list[TopicSpec]:
+    """Every topic the pipeline needs, with its dead-letter topic for each consumed one.
+
+    ``order_details``, ``order_confirmed`` and ``order_email_sent`` share the partition count so
+    that one ``order_id`` lands on the same partition number in each (co-partitioning).
+    """
+    keyed = [ORDER_DETAILS, ORDER_CONFIRMED, ORDER_EMAIL_SENT]
+    specs = [TopicSpec(prefix + name, partitions) for name in keyed]
+    specs.append(TopicSpec(prefix + ANALYTICS_RESULT, 1, {
+        "cleanup.policy": "compact",
+        "segment.ms": "60000",
+        "min.cleanable.dirty.ratio": "0.1",
+    }))
+    specs += [TopicSpec(prefix + dlq(name), 1) for name in (ORDER_DETAILS, ORDER_CONFIRMED)]
+    return specs

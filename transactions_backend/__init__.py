@@ -1,0 +1,1 @@
+"""Checks each placed order against payment and business rules and publishes the verdict."""

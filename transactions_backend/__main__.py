@@ -1,0 +1,3 @@
+from transactions_backend.main import main
+
+main()

@@ -1,0 +1,73 @@
+"""transactions_backend: ``order_details`` -> rules -> ``order_confirmed``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from decimal import Decimal
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from orderflow.events import OrderPlaced
+from orderflow.kafka_io import ensure_topics, read_topic
+from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
+from orderflow.stage import Inbound, Output, Stage
+from orderflow.topics import ORDER_CONFIRMED, ORDER_DETAILS, TRANSACTIONS_GROUP
+from transactions_backend.rules import Limits, decide
+
+log = logging.getLogger(__name__)
+
+
+class Settings(ConsumerServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="TRANSACTIONS_")
+
+    max_order_total: Decimal = Field(Decimal("10000.00"), gt=0)
+    max_quantity_per_item: int = Field(100, ge=1)
+
+
+class Verdicts:
+    """Decides each order once: an ``order_id`` already decided (a redelivery or a repeat POST) is skipped.
+
+    ``order_details`` and ``order_confirmed`` are both keyed by ``order_id`` with the same partition
+    count, so the orders decided for input partition ``p`` are exactly those in output partition ``p``.
+    """
+
+    def __init__(self, kafka: KafkaSettings, limits: Limits) -> None:
+        self.kafka = kafka
+        self.limits = limits
+        self.out_topic = kafka.topic(ORDER_CONFIRMED)
+        self.decided: dict[int, set[str]] = {}
+
+    def restore(self, partitions: Sequence[int]) -> dict[int, int]:
+        for p in partitions:
+            self.decided[p] = {r.key.decode() for r in read_topic(self.kafka, self.out_topic, partitions=[p])
+                               if r.key is not None}
+        return {}
+
+    def process(self, batch: Sequence[Inbound[OrderPlaced]]) -> list[Output]:
+        outputs = []
+        for item in batch:
+            order = item.value
+            seen = self.decided.setdefault(item.record.partition, set())
+            if order.order_id in seen:
+                log.info("order %s already decided; skipping the repeat", order.order_id)
+                continue
+            seen.add(order.order_id)
+            verdict = decide(order, self.limits)
+            log.info("order %s %s%s", order.order_id, verdict.status,
+                     f" ({verdict.reason})" if verdict.reason else "")
+            outputs.append(Output(self.out_topic, order.order_id, verdict.to_bytes()))
+        return outputs
+
+
+def main() -> None:
+    settings = Settings()
+    configure_logging(settings.log_level)
+    ensure_topics(settings.kafka)
+    limits = Limits(settings.max_order_total, settings.max_quantity_per_item)
+    Stage(
+        name="transactions_backend", settings=settings.kafka, input_topic=settings.kafka.topic(ORDER_DETAILS),
+        model=OrderPlaced, processor=Verdicts(settings.kafka, limits), group_id=settings.kafka.group(TRANSACTIONS_GROUP),
+        health_file=settings.health_file,
+    ).run()
