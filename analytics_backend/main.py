@@ -16,7 +16,7 @@ from analytics_backend.aggregate import fold_all
 from orderflow.events import AnalyticsSnapshot, OrderVerdict, Totals
 from orderflow.kafka_io import ensure_topics, read_topic
 from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
-from orderflow.stage import Inbound, Output, Stage
+from orderflow.stage import Inbound, Output, Stage, StopFlag
 from orderflow.topics import ANALYTICS_GROUP, ANALYTICS_RESULT, ORDER_CONFIRMED
 
 
@@ -67,5 +67,5 @@ def main() -> None:
     Stage(
         name="analytics_backend", settings=settings.kafka, input_topic=settings.kafka.topic(ORDER_CONFIRMED),
         model=OrderVerdict, processor=RunningTotals(settings.kafka),
-        group_id=settings.kafka.group(ANALYTICS_GROUP), health_file=settings.health_file,
+        group_id=settings.kafka.group(ANALYTICS_GROUP), health_file=settings.health_file, stop=StopFlag().install(),
     ).run()

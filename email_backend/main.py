@@ -13,7 +13,7 @@ from email_backend.render import render
 from orderflow.events import EmailOutcome, OrderVerdict
 from orderflow.kafka_io import ensure_topics, read_topic
 from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
-from orderflow.stage import Inbound, Output, Stage
+from orderflow.stage import Inbound, Output, Stage, StopFlag
 from orderflow.topics import EMAIL_GROUP, ORDER_CONFIRMED, ORDER_EMAIL_SENT
 
 log = logging.getLogger(__name__)
@@ -93,5 +93,5 @@ def main() -> None:
         model=OrderVerdict,
         processor=Confirmations(settings.kafka, mailer, sender=settings.sender,
                                 domain=settings.message_id_domain),
-        group_id=settings.kafka.group(EMAIL_GROUP), health_file=settings.health_file,
+        group_id=settings.kafka.group(EMAIL_GROUP), health_file=settings.health_file, stop=StopFlag().install(),
     ).run()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -95,14 +96,29 @@ class StopFlag:
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Runs on kafka-python's IO thread, where blocking calls are forbidden: it only takes notes.
+
+    The loop restores state for the noted partitions right after the poll that assigned them.
+    """
+
     def __init__(self, stage: Stage[Any]) -> None:
         self.stage = stage
+        self.lock = threading.Lock()
+        self.assigned: set[int] = set()
 
     def on_partitions_revoked(self, revoked: Any) -> None:
         log.info("%s: partitions revoked %s", self.stage.name, sorted(tp.partition for tp in revoked))
+        with self.lock:
+            self.assigned -= {tp.partition for tp in revoked}
 
     def on_partitions_assigned(self, assigned: Any) -> None:
-        self.stage.resume_from_state([tp.partition for tp in assigned])
+        with self.lock:
+            self.assigned |= {tp.partition for tp in assigned}
+
+    def take(self) -> set[int]:
+        with self.lock:
+            taken, self.assigned = self.assigned, set()
+        return taken
 
 
 class Stage(Generic[M]):
@@ -123,6 +139,7 @@ class Stage(Generic[M]):
         self.exactly_once = settings.exactly_once
         self.consumer: Any = None
         self.producer: Any = None
+        self.rebalance = _Rebalance(self)
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -131,7 +148,7 @@ class Stage(Generic[M]):
         try:
             if self.exactly_once:
                 self.producer.init_transactions()
-            self.consumer.subscribe([self.input_topic], listener=_Rebalance(self))
+            self.consumer.subscribe([self.input_topic], listener=self.rebalance)
             log.info("%s: consuming %s as group %s (exactly_once=%s)",
                      self.name, self.input_topic, self.group_id, self.exactly_once)
             while not self.stop.stopped:
@@ -151,10 +168,15 @@ class Stage(Generic[M]):
                                     max_records=self.settings.max_batch)
         self._heartbeat()
         records = [Record.of(r) for batch in polled.values() for r in batch]
-        if not records:
-            return
         try:
-            self._handle(records)
+            fresh = self.rebalance.take()
+            if fresh:
+                # Records just fetched for new partitions start at the committed offset, which may
+                # be behind the processor's state: drop them and seek to where the state ends.
+                records = [r for r in records if r.partition not in fresh]
+                self.resume_from_state(sorted(fresh))
+            if records:
+                self._handle(records)
         except ProducerFencedError:
             log.error("%s: fenced by a newer replica with the same transactional id; exiting", self.name)
             raise

@@ -12,7 +12,7 @@ from pydantic_settings import SettingsConfigDict
 from orderflow.events import OrderPlaced
 from orderflow.kafka_io import ensure_topics, read_topic
 from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
-from orderflow.stage import Inbound, Output, Stage
+from orderflow.stage import Inbound, Output, Stage, StopFlag
 from orderflow.topics import ORDER_CONFIRMED, ORDER_DETAILS, TRANSACTIONS_GROUP
 from transactions_backend.rules import Limits, decide
 
@@ -69,5 +69,5 @@ def main() -> None:
     Stage(
         name="transactions_backend", settings=settings.kafka, input_topic=settings.kafka.topic(ORDER_DETAILS),
         model=OrderPlaced, processor=Verdicts(settings.kafka, limits), group_id=settings.kafka.group(TRANSACTIONS_GROUP),
-        health_file=settings.health_file,
+        health_file=settings.health_file, stop=StopFlag().install(),
     ).run()

@@ -1,0 +1,42 @@
+# Two commands: `make run` starts Kafka and every service; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup system-deps venv kafka run test test-unit lint bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+system-deps: ## Java 17+ and Maven (apt-get when missing)
+	@scripts/ensure-system-deps.sh
+
+venv: $(VENV)/.installed ## the Python environment
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+kafka: system-deps venv ## Apache Kafka's jars from Maven Central (cached)
+	@$(BIN)/python -m orderflow.localkafka fetch
+
+setup: system-deps venv kafka ## everything the commands below need
+
+run: setup ## start Kafka and all five services; Ctrl-C stops them
+	$(BIN)/python -m orderflow.devstack
+
+test: setup ## the whole suite: unit, integration (real broker), end to end
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-unit: venv ## the pure tests only, no broker
+	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+lint: venv ## ruff
+	$(BIN)/ruff check .
+
+clean: ## remove the venv, jars, broker data and run files
+	rm -rf $(VENV) .kafka .run .pytest_cache

@@ -1,0 +1,59 @@
+"""A local SMTP catcher for ``make run``: accepts every message and keeps it as a .eml file.
+
+    python -m orderflow.devsmtp [--port 1025] [--dir .run/mail]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+from email import message_from_bytes
+from pathlib import Path
+from typing import Any
+
+from aiosmtpd.controller import Controller
+
+log = logging.getLogger(__name__)
+
+
+class SaveToFolder:
+    """aiosmtpd handler: one file per message, named by arrival order."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.count = len(list(folder.glob("*.eml")))
+        self.lock = threading.Lock()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
+        with self.lock:
+            self.count += 1
+            path = self.folder / f"{self.count:06d}.eml"
+        path.write_bytes(envelope.content)
+        msg = message_from_bytes(envelope.content)
+        log.info("mail to %s: %s (%s)", ", ".join(envelope.rcpt_tos), msg["Subject"], path.name)
+        return "250 Message accepted for delivery"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m orderflow.devsmtp", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=1025)
+    parser.add_argument("--dir", type=Path, default=Path(".run/mail"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    controller = Controller(SaveToFolder(args.dir), hostname=args.host, port=args.port)
+    controller.start()
+    log.info("SMTP catcher on %s:%d, mail kept in %s", args.host, args.port, args.dir)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done.wait()
+    controller.stop()
+
+
+if __name__ == "__main__":
+    main()
