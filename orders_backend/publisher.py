@@ -38,9 +38,10 @@ class OrderPublisher:
         return publish(self._get(), self.topic, order.order_id, order.to_bytes(), timeout=self.timeout + 1)
 
     def connected(self) -> bool:
+        """Whether this worker knows the topic's partitions (from the broker, possibly cached)."""
         try:
-            return bool(self._get().bootstrap_connected())
-        except BrokerUnavailable:
+            return bool(self._get().partitions_for(self.topic))
+        except (BrokerUnavailable, KafkaError):
             return False
 
     def close(self) -> None:

@@ -1,0 +1,59 @@
+"""Fixtures: a real Kafka broker per session, isolated topics per test, a real SMTP server."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from orderflow.kafka_io import ensure_topics
+from orderflow.settings import KafkaSettings
+from tests.support import LocalKafka, SmtpSink, free_port
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka | None]:
+    """A KRaft node on free ports in a temporary folder; or none when KAFKA_BOOTSTRAP_SERVERS is set."""
+    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
+        yield None
+        return
+    broker = LocalKafka(tmp_path_factory.mktemp("kafka"), free_port(), free_port())
+    broker.start()
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: LocalKafka | None) -> str:
+    return kafka_broker.bootstrap_servers if kafka_broker else os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+
+
+@pytest.fixture
+def kafka_settings(kafka_bootstrap: str) -> KafkaSettings:
+    """Settings whose topics and groups no other test shares; the topics exist."""
+    settings = KafkaSettings(
+        bootstrap_servers=kafka_bootstrap,
+        topic_prefix=f"t{uuid.uuid4().hex[:10]}.",
+        partitions=3,
+        replica_id=uuid.uuid4().hex[:8],
+    )
+    ensure_topics(settings)
+    return settings
+
+
+@pytest.fixture
+def smtp_sink() -> Iterator[SmtpSink]:
+    sink = SmtpSink(port=free_port())
+    sink.start()
+    yield sink
+    sink.stop()
+
+
+@pytest.fixture
+def logs_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "logs"
+    path.mkdir()
+    return path

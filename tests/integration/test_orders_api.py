@@ -1,0 +1,108 @@
+"""orders_backend against a real broker: what is acknowledged is in Kafka; what is refused is not."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from orderflow.events import OrderPlaced
+from orderflow.kafka_io import read_topic
+from orderflow.settings import KafkaSettings
+from orderflow.topics import ORDER_DETAILS
+from orders_backend.app import create_app
+from orders_backend.settings import Settings
+from tests.support import free_port, read_models
+
+pytestmark = pytest.mark.integration
+
+SEED = {"user_id": 1, "order_id": "seed-1", "user_email": "ada@example.com", "order_details": {"price": 100}}
+
+
+@pytest.fixture
+def client(kafka_settings: KafkaSettings):  # type: ignore[no-untyped-def]
+    app = create_app(Settings(kafka=kafka_settings, max_body_bytes=8192))
+    yield app.test_client()
+    app.extensions["orders_publisher"].close()
+
+
+def test_seed_order_is_acknowledged_and_stored(client, kafka_settings: KafkaSettings) -> None:  # type: ignore[no-untyped-def]
+    response = client.post("/order", json=SEED)
+    assert response.status_code == 201, response.json
+    body = response.json
+    assert body["order_id"] == "seed-1" and body["user_id"] == "1" and body["total"] == "100.00"
+    assert response.headers["Location"] == "/order/seed-1"
+    stored = read_models(kafka_settings, kafka_settings.topic(ORDER_DETAILS), OrderPlaced)
+    assert [o.order_id for o in stored] == ["seed-1"]
+    assert str(stored[0].total) == "100.00"
+    record = next(read_topic(kafka_settings, kafka_settings.topic(ORDER_DETAILS)))
+    assert record.key == b"seed-1"
+
+
+def test_items_order_gets_a_server_made_id(client, kafka_settings: KafkaSettings) -> None:  # type: ignore[no-untyped-def]
+    order = {"user_id": "u-7", "user_email": "bo@example.com", "order_details": {
+        "items": [{"product": "Oak chair", "quantity": 4, "unit_price": "89.90"},
+                  {"product": "Table", "quantity": 1, "unit_price": "449.00"}]}}
+    response = client.post("/order", json=order)
+    assert response.status_code == 201, response.json
+    assert response.json["total"] == "808.60"
+    assert len(response.json["order_id"]) == 32
+    stored = read_models(kafka_settings, kafka_settings.topic(ORDER_DETAILS), OrderPlaced)
+    assert [o.order_id for o in stored] == [response.json["order_id"]]
+
+
+BAD_INPUTS = [
+    pytest.param(b"{not json", "application/json", 400, None, id="malformed-json"),
+    pytest.param(json.dumps(SEED).encode(), "text/plain", 415, None, id="wrong-content-type"),
+    pytest.param(b"[]", "application/json", 422, "(body)", id="not-an-object"),
+    pytest.param(json.dumps({**SEED, "user_email": "nope"}).encode(), "application/json", 422, "user_email",
+                 id="bad-email"),
+    pytest.param(json.dumps({k: v for k, v in SEED.items() if k != "user_id"}).encode(), "application/json", 422,
+                 "user_id", id="missing-user-id"),
+    pytest.param(json.dumps({**SEED, "order_details": {"price": "lots"}}).encode(), "application/json", 422,
+                 "order_details.price", id="price-not-a-number"),
+    pytest.param(json.dumps({**SEED, "order_details": {"price": -5}}).encode(), "application/json", 422,
+                 "order_details.price", id="negative-price"),
+    pytest.param(json.dumps({**SEED, "order_details": {"price": 1e12}}).encode(), "application/json", 422,
+                 "order_details.price", id="absurd-price"),
+    pytest.param(json.dumps({**SEED, "order_details": {"items": [
+        {"product": "x", "quantity": "2", "unit_price": 1}]}}).encode(), "application/json", 422,
+                 "order_details.items.0.quantity", id="quantity-as-string"),
+    pytest.param(json.dumps({**SEED, "surprise": 1}).encode(), "application/json", 422, "surprise",
+                 id="unknown-field"),
+    pytest.param(json.dumps({**SEED, "user_id": "x" * 9000}).encode(), "application/json", 413, None,
+                 id="oversized-body"),
+]
+
+
+@pytest.mark.parametrize(("body", "content_type", "status", "field"), BAD_INPUTS)
+def test_bad_input_is_refused_with_a_clear_error_and_nothing_is_published(
+        client, kafka_settings: KafkaSettings, body: bytes, content_type: str, status: int,  # type: ignore[no-untyped-def]
+        field: str | None) -> None:
+    response = client.post("/order", data=body, content_type=content_type)
+    assert response.status_code == status
+    assert response.is_json and response.json["error"]
+    if field is not None:
+        assert field in [d["field"] for d in response.json["details"]], response.json
+    assert list(read_topic(kafka_settings, kafka_settings.topic(ORDER_DETAILS))) == []
+
+
+def test_unreachable_broker_gives_503_with_retry_after_quickly() -> None:
+    settings = Settings(kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}"),
+                        publish_timeout_seconds=1.0)
+    app = create_app(settings)
+    started = time.monotonic()
+    response = app.test_client().post("/order", json=SEED)
+    took = time.monotonic() - started
+    assert response.status_code == 503
+    assert response.headers["Retry-After"] == "5"
+    assert response.json["error"] == "Service Unavailable"
+    assert took < 10, f"a 503 should come fast, took {took:.1f}s"
+    app.extensions["orders_publisher"].close()
+
+
+def test_healthz(client) -> None:  # type: ignore[no-untyped-def]
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "kafka": "connected"}

@@ -1,0 +1,161 @@
+"""Test helpers: bounded waits, real SMTP sink, service processes, topic reads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from email import message_from_bytes
+from email.message import Message
+from pathlib import Path
+from typing import Any, TypeVar
+
+from aiosmtpd.controller import Controller
+from pydantic import BaseModel
+
+from orderflow.kafka_io import make_producer, read_topic
+from orderflow.localkafka import LocalKafka, free_port
+from orderflow.settings import KafkaSettings
+
+__all__ = ["LocalKafka", "ServiceProcess", "SmtpSink", "StageThread", "free_port", "produce", "read_models", "wait_until"]
+
+ROOT = Path(__file__).resolve().parent.parent
+M = TypeVar("M", bound=BaseModel)
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, interval: float = 0.3, what: str = "") -> Any:
+    """Poll ``predicate`` until it returns something truthy; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or predicate}")
+        time.sleep(interval)
+
+
+def produce(settings: KafkaSettings, topic: str, records: list[tuple[str | None, bytes]]) -> None:
+    producer = make_producer(settings)
+    try:
+        for key, value in records:
+            producer.send(topic, key=key.encode() if key else None, value=value)
+        producer.flush(timeout=30)
+    finally:
+        producer.close(timeout=10)
+
+
+def read_models(settings: KafkaSettings, topic: str, model: type[M]) -> list[M]:
+    return [model.model_validate_json(r.value) for r in read_topic(settings, topic) if r.value is not None]
+
+
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) that keeps what it receives; can refuse for a while."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.messages: list[Message] = []
+        self.refuse = False
+        self._lock = threading.Lock()
+        self._controller = Controller(self, hostname="127.0.0.1", port=port)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
+        if self.refuse:
+            return "451 Try again later"
+        with self._lock:
+            self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+    def received(self) -> list[Message]:
+        with self._lock:
+            return list(self.messages)
+
+    def start(self) -> None:
+        self._controller.start()
+
+    def stop(self) -> None:
+        self._controller.stop()
+
+
+class ServiceProcess:
+    """``python -m <module>`` with the given environment, output kept in a log file."""
+
+    def __init__(self, module: str, env: dict[str, str], log_dir: Path, name: str | None = None) -> None:
+        self.module = module
+        self.name = name or module
+        self.env = {**os.environ, **env}
+        self.log_path = log_dir / f"{self.name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> ServiceProcess:
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child
+        self.process = subprocess.Popen([sys.executable, "-m", self.module], cwd=ROOT, env=self.env,
+                                        stdout=log, stderr=subprocess.STDOUT)
+        log.close()
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 20) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+
+def service_env(settings: KafkaSettings, **extra: str) -> dict[str, str]:
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "KAFKA_TOPIC_PREFIX": settings.topic_prefix,
+        "KAFKA_PARTITIONS": str(settings.partitions),
+        "KAFKA_REPLICA_ID": settings.replica_id,
+        "KAFKA_EXACTLY_ONCE": str(settings.exactly_once).lower(),
+        **extra,
+    }
+
+
+class StageThread:
+    """Runs a ``Stage`` on a thread; ``stop()`` sets its stop flag and waits for a clean exit."""
+
+    def __init__(self, stage: Any) -> None:
+        self.stage = stage
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=stage.name, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.stage.run()
+        except BaseException as exc:  # surfaced by stop()
+            self.error = exc
+
+    def __enter__(self) -> StageThread:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def stop(self) -> None:
+        self.stage.stop.set()
+        self.thread.join(60)
+        assert not self.thread.is_alive(), f"{self.stage.name} did not stop"
+        if self.error:
+            raise self.error
