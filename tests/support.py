@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from aiosmtpd.controller import Controller
 from pydantic import BaseModel
 
-from orderflow.kafka_io import make_producer, read_topic
+from orderflow.kafka_io import TopicPartition, make_consumer, make_producer, read_topic
 from orderflow.localkafka import LocalKafka, free_port
 from orderflow.settings import KafkaSettings
 
@@ -159,3 +159,14 @@ class StageThread:
         assert not self.thread.is_alive(), f"{self.stage.name} did not stop"
         if self.error:
             raise self.error
+
+
+def drained(settings: KafkaSettings, group: str, topic: str) -> bool:
+    """Whether ``group`` has committed every record of ``topic`` as of now."""
+    consumer = make_consumer(settings, group_id=group)
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        ends = consumer.end_offsets(tps)
+        return all((consumer.committed(tp) or 0) >= ends[tp] for tp in tps)
+    finally:
+        consumer.close(autocommit=False)

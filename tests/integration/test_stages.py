@@ -1,0 +1,131 @@
+"""Each consumer stage against a real broker, run on a thread through the shared loop."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from analytics_backend.aggregate import fold_all, merge
+from analytics_backend.main import RunningTotals
+from email_backend.mailer import Mailer
+from email_backend.main import Confirmations
+from orderflow.events import AnalyticsSnapshot, EmailOutcome, OrderPlaced, OrderRequest, OrderVerdict, utcnow
+from orderflow.kafka_io import read_topic
+from orderflow.settings import KafkaSettings
+from orderflow.stage import Stage
+from orderflow.topics import ANALYTICS_RESULT, ORDER_CONFIRMED, ORDER_DETAILS, ORDER_EMAIL_SENT, dlq
+from orders_backend.orders import place
+from tests.support import SmtpSink, StageThread, drained, produce, read_models, wait_until
+from transactions_backend.main import Verdicts
+from transactions_backend.rules import Limits
+
+pytestmark = pytest.mark.integration
+
+
+def order(i: int, price: str = "10.00") -> OrderPlaced:
+    request = OrderRequest.model_validate({"user_id": f"u{i}", "order_id": f"o{i}",
+                                           "user_email": f"u{i}@example.com",
+                                           "order_details": {"price": price}})
+    return place(request, utcnow())
+
+
+def transactions_stage(settings: KafkaSettings) -> Stage[OrderPlaced]:
+    return Stage(name="transactions", settings=settings, input_topic=settings.topic(ORDER_DETAILS),
+                 model=OrderPlaced, processor=Verdicts(settings, Limits(max_order_total=Decimal("1000"))),
+                 group_id=settings.group("transactions"))
+
+
+def analytics_stage(settings: KafkaSettings) -> Stage[OrderVerdict]:
+    return Stage(name="analytics", settings=settings, input_topic=settings.topic(ORDER_CONFIRMED),
+                 model=OrderVerdict, processor=RunningTotals(settings), group_id=settings.group("analytics"))
+
+
+def verdicts(settings: KafkaSettings) -> list[OrderVerdict]:
+    return read_models(settings, settings.topic(ORDER_CONFIRMED), OrderVerdict)
+
+
+@pytest.mark.parametrize("exactly_once", [True, False], ids=["transactions", "at-least-once"])
+def test_transactions_stage_decides_every_order_once_and_dead_letters_poison(
+        kafka_settings: KafkaSettings, exactly_once: bool) -> None:
+    settings = kafka_settings.model_copy(update={"exactly_once": exactly_once})
+    orders = [order(i) for i in range(40)] + [order(99, price="5000.00")]
+    poison = [(None, b"not json"), ("p2", b'{"order_id": "x"}'), ("p3", orders[0].to_bytes()[:30])]
+    produce(settings, settings.topic(ORDER_DETAILS),
+            [(o.order_id, o.to_bytes()) for o in orders] + poison + [("o1", orders[1].to_bytes())])
+    with StageThread(transactions_stage(settings)):
+        wait_until(lambda: drained(settings, settings.group("transactions"), settings.topic(ORDER_DETAILS)),
+                   60, what="all input committed")
+    dead = list(read_topic(settings, settings.topic(dlq(ORDER_DETAILS))))
+    out = verdicts(settings)
+    assert sorted(v.order_id for v in out) == sorted(o.order_id for o in orders), "one verdict per order"
+    rejected = [v for v in out if v.status == "rejected"]
+    assert [v.order_id for v in rejected] == ["o99"] and "exceeds the limit" in (rejected[0].reason or "")
+    assert len(dead) == 3
+    assert {r.value for r in dead} == {value for _, value in poison}
+    headers = dict(dead[0].headers)
+    assert headers["source_topic"] == settings.topic(ORDER_DETAILS).encode()
+    assert headers["error"] and headers["source_offset"].isdigit()
+
+
+def test_transactions_stage_resumes_after_restart_without_repeats(kafka_settings: KafkaSettings) -> None:
+    produce(kafka_settings, kafka_settings.topic(ORDER_DETAILS),
+            [(o.order_id, o.to_bytes()) for o in (order(i) for i in range(20))])
+    with StageThread(transactions_stage(kafka_settings)):
+        wait_until(lambda: len(verdicts(kafka_settings)) >= 20, 60, what="first 20 verdicts")
+    produce(kafka_settings, kafka_settings.topic(ORDER_DETAILS),
+            [(o.order_id, o.to_bytes()) for o in (order(i) for i in range(15, 35))])  # 5 repeats
+    with StageThread(transactions_stage(kafka_settings)):
+        wait_until(lambda: drained(kafka_settings, kafka_settings.group("transactions"),
+                                   kafka_settings.topic(ORDER_DETAILS)), 60, what="all input committed")
+    ids = [v.order_id for v in verdicts(kafka_settings)]
+    assert sorted(ids) == sorted(f"o{i}" for i in range(35))
+
+
+def test_analytics_totals_are_exact_and_survive_restart(kafka_settings: KafkaSettings) -> None:
+    placed = [order(i, price=f"{i % 7 + 1}.{i % 100:02d}") for i in range(60)]
+    vs = [OrderVerdict(order_id=o.order_id, status="rejected" if i % 10 == 0 else "confirmed",
+                       reason="test" if i % 10 == 0 else None, order=o) for i, o in enumerate(placed)]
+    topic = kafka_settings.topic(ORDER_CONFIRMED)
+
+    def global_totals():  # type: ignore[no-untyped-def]
+        latest: dict[str, AnalyticsSnapshot] = {}
+        for s in read_models(kafka_settings, kafka_settings.topic(ANALYTICS_RESULT), AnalyticsSnapshot):
+            latest[s.scope] = s
+        return merge(latest.values())
+
+    produce(kafka_settings, topic, [(v.order_id, v.to_bytes()) for v in vs[:30]])
+    with StageThread(analytics_stage(kafka_settings)):
+        wait_until(lambda: global_totals().orders_count + global_totals().rejected_count >= 30, 60)
+    produce(kafka_settings, topic, [(v.order_id, v.to_bytes()) for v in vs[30:]])
+    with StageThread(analytics_stage(kafka_settings)):
+        wait_until(lambda: global_totals().orders_count + global_totals().rejected_count >= 60, 60)
+    expected = fold_all(merge([]), vs)
+    got = global_totals()
+    assert got.orders_count == expected.orders_count == 54
+    assert got.rejected_count == 6
+    assert got.revenue == expected.revenue == sum((o.total for i, o in enumerate(placed) if i % 10), Decimal(0))
+    assert got.per_day == expected.per_day
+
+
+def test_email_stage_sends_one_email_per_confirmed_order(kafka_settings: KafkaSettings,
+                                                         smtp_sink: SmtpSink) -> None:
+    placed = [order(i) for i in range(12)]
+    vs = [OrderVerdict(order_id=o.order_id, status="rejected" if i == 3 else "confirmed", order=o)
+          for i, o in enumerate(placed)]
+    produce(kafka_settings, kafka_settings.topic(ORDER_CONFIRMED),
+            [(v.order_id, v.to_bytes()) for v in vs + vs[:2]])  # two redeliveries
+    mailer = Mailer("127.0.0.1", smtp_sink.port, attempts=2, backoff=0.1)
+    stage = Stage(name="email", settings=kafka_settings, input_topic=kafka_settings.topic(ORDER_CONFIRMED),
+                  model=OrderVerdict,
+                  processor=Confirmations(kafka_settings, mailer, sender="shop@example.com", domain="example.com"),
+                  group_id=kafka_settings.group("email"))
+    outcomes_topic = kafka_settings.topic(ORDER_EMAIL_SENT)
+    with StageThread(stage):
+        wait_until(lambda: drained(kafka_settings, kafka_settings.group("email"),
+                                   kafka_settings.topic(ORDER_CONFIRMED)), 60, what="all input committed")
+    received = smtp_sink.received()
+    assert sorted(m["X-Order-Id"] for m in received) == sorted(v.order_id for v in vs if v.status == "confirmed")
+    assert {m["Message-ID"] for m in received} == {f"<order-o{i}@example.com>" for i in range(12) if i != 3}
+    outcomes = read_models(kafka_settings, outcomes_topic, EmailOutcome)
+    assert len(outcomes) == 11 and all(o.status == "sent" and o.attempts == 1 for o in outcomes)
