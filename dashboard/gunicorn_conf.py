@@ -1,0 +1,37 @@
+"""gunicorn settings for the dashboard, from ``DASHBOARD_*`` environment variables.
+
+One worker on purpose: the view is held in that process's memory, fed by one reader thread.
+Requests are served by the worker's threads (gthread).
+"""
+
+from typing import Any
+
+from dashboard.settings import Settings
+from orderflow.settings import configure_logging
+
+_settings = Settings()
+
+bind = f"{_settings.host}:{_settings.port}"
+workers = 1
+worker_class = "gthread"
+threads = _settings.threads
+timeout = 30
+graceful_timeout = 10
+accesslog = None
+errorlog = "-"
+loglevel = _settings.log_level.lower()
+
+
+def on_starting(server: object) -> None:
+    configure_logging(_settings.log_level)
+
+
+def post_fork(server: object, worker: object) -> None:
+    configure_logging(_settings.log_level)
+
+
+def post_worker_init(worker: Any) -> None:
+    # Load the history before the first visitor asks (the thread starts after the fork, never at import).
+    feed = getattr(worker.wsgi, "extensions", {}).get("dashboard_feed")
+    if feed is not None and _settings.feed_mode != "off":
+        feed.start()
