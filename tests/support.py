@@ -20,7 +20,10 @@ from orderflow.kafka_io import TopicPartition, make_consumer, make_producer, rea
 from orderflow.localkafka import LocalKafka, free_port
 from orderflow.settings import KafkaSettings
 
-__all__ = ["LocalKafka", "ServiceProcess", "SmtpSink", "StageThread", "free_port", "produce", "read_models", "wait_until"]
+__all__ = [
+    "LocalKafka", "ServiceProcess", "SmtpSink", "StageThread", "drained", "free_port", "produce", "read_models",
+    "service_env", "wait_until",
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 M = TypeVar("M", bound=BaseModel)

@@ -68,6 +68,7 @@ def main() -> None:
     limits = Limits(settings.max_order_total, settings.max_quantity_per_item)
     Stage(
         name="transactions_backend", settings=settings.kafka, input_topic=settings.kafka.topic(ORDER_DETAILS),
-        model=OrderPlaced, processor=Verdicts(settings.kafka, limits), group_id=settings.kafka.group(TRANSACTIONS_GROUP),
+        model=OrderPlaced, processor=Verdicts(settings.kafka, limits),
+        group_id=settings.kafka.group(TRANSACTIONS_GROUP),
         health_file=settings.health_file, stop=StopFlag().install(),
     ).run()
