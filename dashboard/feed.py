@@ -32,6 +32,11 @@ MODELS: dict[str, type[BaseModel]] = {
 OFFSETS_TIMEOUT_MS = 10_000
 
 
+def _describe(exc: BaseException) -> str:
+    text, name = str(exc), type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}"  # kafka-python's errors name themselves
+
+
 class TopicsMissing(Exception):
     """The topics are not provisioned yet: wait, as for a broker that is down."""
 
@@ -111,7 +116,7 @@ class Feed:
                     self._apply(consumer.poll(timeout_ms=self.poll_timeout_ms))
             except Exception as exc:  # noqa: BLE001 - the reader must outlive any broker trouble
                 self.connected = False
-                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.last_error = _describe(exc)
                 if isinstance(exc, KafkaError | TopicsMissing | OSError):
                     log.warning("dashboard feed: %s; retrying in %.1fs", self.last_error, delay)
                 else:

@@ -18,16 +18,24 @@ class Delivery:
     error: str | None = None
 
 
+def permanent(exc: Exception) -> bool:
+    """A 5xx answer will not change on retry (bad recipient, message refused)."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in exc.recipients.values())
+    return isinstance(exc, smtplib.SMTPResponseException) and exc.smtp_code >= 500
+
+
 class Mailer:
     def __init__(self, host: str, port: int, *, username: str | None = None, password: str | None = None,
                  starttls: bool = False, timeout: float = 10.0, attempts: int = 4,
-                 backoff: float = 0.5) -> None:
+                 backoff: float = 0.5, max_backoff: float = 30.0) -> None:
         self.host, self.port = host, port
         self.username, self.password = username, password
         self.starttls = starttls
         self.timeout = timeout
         self.attempts = attempts
         self.backoff = backoff
+        self.max_backoff = max_backoff
         self._smtp: smtplib.SMTP | None = None
 
     def _connect(self) -> smtplib.SMTP:
@@ -60,6 +68,8 @@ class Mailer:
                 log.warning("sending %s failed (attempt %d/%d): %s", msg["Message-ID"], attempt,
                             self.attempts, error)
                 self.close()
+                if permanent(exc):
+                    return Delivery(False, attempt, error)
                 if attempt < self.attempts:
-                    time.sleep(self.backoff * 2 ** (attempt - 1))
+                    time.sleep(min(self.backoff * 2 ** (attempt - 1), self.max_backoff))
         return Delivery(False, self.attempts, error)

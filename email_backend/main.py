@@ -1,4 +1,11 @@
-"""email_backend: confirmed verdicts in ``order_confirmed`` -> SMTP -> ``order_email_sent``."""
+"""email_backend: confirmed verdicts in ``order_confirmed`` -> SMTP -> ``order_email_sent``.
+
+SMTP is outside Kafka's transactions, so each accepted email is also noted in ``email_sent_log``
+(outside the transaction, right after the server's 250). After a crash, an order found in that
+log but without an outcome gets its ``sent`` outcome recorded without a second email. What stays
+open is the instant between the server's 250 and the note reaching Kafka: an email in that instant
+is sent again, with the same ``Message-ID``, which mail stores use to show it once.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +17,11 @@ from pydantic_settings import SettingsConfigDict
 
 from email_backend.mailer import Mailer
 from email_backend.render import render
-from orderflow.events import EmailOutcome, OrderVerdict
-from orderflow.kafka_io import ensure_topics, read_topic
+from orderflow.events import EmailOutcome, EmailSent, OrderVerdict
+from orderflow.kafka_io import ensure_topics, make_producer, read_topic
 from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
 from orderflow.stage import Inbound, Output, Stage, StopFlag
-from orderflow.topics import EMAIL_GROUP, ORDER_CONFIRMED, ORDER_EMAIL_SENT
+from orderflow.topics import EMAIL_GROUP, EMAIL_SENT_LOG, ORDER_CONFIRMED, ORDER_EMAIL_SENT
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +37,13 @@ class Settings(ConsumerServiceSettings):
     smtp_timeout: float = 10.0
     sender: str = "The Shop <orders@shop.example>"
     message_id_domain: str = "shop.example"
-    attempts: int = Field(4, ge=1)
-    backoff_seconds: float = Field(0.5, ge=0)
+    attempts: int = Field(6, ge=1)
+    backoff_seconds: float = Field(0.5, ge=0, description="first retry delay; doubles each time")
 
 
 class Confirmations:
-    """Emails each confirmed order once; orders already recorded in ``order_email_sent`` are skipped.
-
-    ``order_confirmed`` and ``order_email_sent`` are co-partitioned by ``order_id``.
-    """
+    """Emails each confirmed order once; ``order_confirmed``, ``order_email_sent`` and
+    ``email_sent_log`` are co-partitioned by ``order_id``."""
 
     def __init__(self, kafka: KafkaSettings, mailer: Mailer, *, sender: str, domain: str) -> None:
         self.kafka = kafka
@@ -46,36 +51,67 @@ class Confirmations:
         self.sender = sender
         self.domain = domain
         self.out_topic = kafka.topic(ORDER_EMAIL_SENT)
-        self.done: dict[int, set[str]] = {}
+        self.log_topic = kafka.topic(EMAIL_SENT_LOG)
+        self.recorded: dict[int, set[str]] = {}
+        self.sent: dict[int, dict[str, EmailSent]] = {}
+        self._log_producer = None
+
+    def _sent_log(self):  # type: ignore[no-untyped-def]
+        if self._log_producer is None:
+            self._log_producer = make_producer(self.kafka, linger_ms=0)
+        return self._log_producer
+
+    def close(self) -> None:
+        if self._log_producer is not None:
+            self._log_producer.close(timeout=10)
 
     def restore(self, partitions: Sequence[int]) -> dict[int, int]:
         for p in partitions:
-            self.done[p] = {r.key.decode() for r in read_topic(self.kafka, self.out_topic, partitions=[p])
-                            if r.key is not None}
+            self.recorded[p] = {r.key.decode() for r in read_topic(self.kafka, self.out_topic, partitions=[p])
+                                if r.key is not None}
+            self.sent[p] = {}
+            for r in read_topic(self.kafka, self.log_topic, partitions=[p]):
+                if r.value is not None:
+                    note = EmailSent.model_validate_json(r.value)
+                    self.sent[p][note.order_id] = note
         return {}
 
     def process(self, batch: Sequence[Inbound[OrderVerdict]]) -> list[Output]:
         outputs = []
         try:
             for item in batch:
-                verdict = item.value
-                done = self.done.setdefault(item.record.partition, set())
-                if verdict.status != "confirmed" or verdict.order_id in done:
-                    continue
-                msg = render(verdict, sender=self.sender, domain=self.domain)
-                delivery = self.mailer.send(msg)
-                done.add(verdict.order_id)
-                outcome = EmailOutcome(
-                    order_id=verdict.order_id, status="sent" if delivery.ok else "failed",
-                    recipient=verdict.order.user_email, message_id=str(msg["Message-ID"]),
-                    attempts=delivery.attempts, error=delivery.error,
-                )
-                log.info("order %s email %s after %d attempt(s)", verdict.order_id, outcome.status,
-                         outcome.attempts)
-                outputs.append(Output(self.out_topic, verdict.order_id, outcome.to_bytes()))
+                outcome = self._deliver(item.value, item.record.partition)
+                if outcome is not None:
+                    outputs.append(Output(self.out_topic, outcome.order_id, outcome.to_bytes()))
         finally:
             self.mailer.close()
+            if self._log_producer is not None:
+                self._log_producer.flush(timeout=30)
         return outputs
+
+    def _deliver(self, verdict: OrderVerdict, partition: int) -> EmailOutcome | None:
+        recorded = self.recorded.setdefault(partition, set())
+        if verdict.status != "confirmed" or verdict.order_id in recorded:
+            return None
+        recorded.add(verdict.order_id)
+        already = self.sent.setdefault(partition, {}).get(verdict.order_id)
+        if already is not None:
+            log.info("order %s email was sent before a restart; recording it, not resending", verdict.order_id)
+            return EmailOutcome(order_id=verdict.order_id, status="sent", recipient=verdict.order.user_email,
+                                message_id=already.message_id, attempts=already.attempts)
+        msg = render(verdict, sender=self.sender, domain=self.domain)
+        delivery = self.mailer.send(msg)
+        if delivery.ok:
+            note = EmailSent(order_id=verdict.order_id, message_id=str(msg["Message-ID"]), attempts=delivery.attempts)
+            self.sent[partition][verdict.order_id] = note
+            self._sent_log().send(self.log_topic, key=verdict.order_id.encode(), value=note.to_bytes())
+        log.info("order %s email %s after %d attempt(s)", verdict.order_id, "sent" if delivery.ok else "failed",
+                 delivery.attempts)
+        return EmailOutcome(
+            order_id=verdict.order_id, status="sent" if delivery.ok else "failed",
+            recipient=verdict.order.user_email, message_id=str(msg["Message-ID"]),
+            attempts=delivery.attempts, error=delivery.error,
+        )
 
 
 def main() -> None:
@@ -88,10 +124,12 @@ def main() -> None:
         starttls=settings.smtp_starttls, timeout=settings.smtp_timeout, attempts=settings.attempts,
         backoff=settings.backoff_seconds,
     )
-    Stage(
-        name="email_backend", settings=settings.kafka, input_topic=settings.kafka.topic(ORDER_CONFIRMED),
-        model=OrderVerdict,
-        processor=Confirmations(settings.kafka, mailer, sender=settings.sender,
-                                domain=settings.message_id_domain),
-        group_id=settings.kafka.group(EMAIL_GROUP), health_file=settings.health_file, stop=StopFlag().install(),
-    ).run()
+    confirmations = Confirmations(settings.kafka, mailer, sender=settings.sender, domain=settings.message_id_domain)
+    try:
+        Stage(
+            name="email_backend", settings=settings.kafka, input_topic=settings.kafka.topic(ORDER_CONFIRMED),
+            model=OrderVerdict, processor=confirmations, group_id=settings.kafka.group(EMAIL_GROUP),
+            health_file=settings.health_file, stop=StopFlag().install(),
+        ).run()
+    finally:
+        confirmations.close()

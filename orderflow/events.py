@@ -178,6 +178,14 @@ class EmailOutcome(Event):
     error: str | None = None
 
 
+class EmailSent(Event):
+    """Topic ``email_sent_log`` (compacted): SMTP accepted this order's email. Written before the outcome."""
+
+    order_id: Identifier
+    message_id: str
+    attempts: int
+
+
 class DayTotals(BaseModel):
     model_config = ConfigDict(frozen=True)
 

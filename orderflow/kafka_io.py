@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from orderflow.settings import KafkaSettings
@@ -20,8 +20,8 @@ from orderflow.topics import TopicSpec, pipeline_topics
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "BrokerUnavailable", "KafkaError", "Record", "TopicPartition", "ensure_topics", "make_consumer",
-    "make_producer", "publish", "read_topic",
+    "BrokerUnavailable", "KafkaError", "OffsetAndMetadata", "Record", "TopicPartition", "ensure_topics",
+    "make_consumer", "make_producer", "publish", "read_topic",
 ]
 
 

@@ -59,25 +59,26 @@ class Processor(Protocol[M]):
         ...
 
 
-def dead_letter(record: Record, error: str) -> Output:
-    """The original bytes, with why and where from in the headers."""
+def dead_letter(record: Record, error: str, group: str = "") -> Output:
+    """The original bytes, with why, where from and who gave up in the headers."""
     headers = (
         ("error", error.encode()[:4000]),
         ("source_topic", record.topic.encode()),
         ("source_partition", str(record.partition).encode()),
         ("source_offset", str(record.offset).encode()),
+        ("consumer_group", group.encode()),
     )
     return Output(dlq(record.topic), record.key.decode(errors="replace") if record.key else None,
                   record.value or b"", headers)
 
 
-def parse(model: type[M], record: Record) -> Inbound[M] | Output:
+def parse(model: type[M], record: Record, group: str = "") -> Inbound[M] | Output:
     try:
         if record.value is None:
             raise ValueError("empty record value")
         return Inbound(model.model_validate_json(record.value), record)
     except (ValidationError, ValueError) as exc:
-        return dead_letter(record, f"{type(exc).__name__}: {exc}")
+        return dead_letter(record, f"{type(exc).__name__}: {exc}", group)
 
 
 class StopFlag:
@@ -185,7 +186,7 @@ class Stage(Generic[M]):
             self._recover()
 
     def _handle(self, records: list[Record]) -> None:
-        parsed = [parse(self.model, r) for r in records]
+        parsed = [parse(self.model, r, self.group_id) for r in records]
         good = [p for p in parsed if isinstance(p, Inbound)]
         outputs = [p for p in parsed if isinstance(p, Output)]
         for out in outputs:

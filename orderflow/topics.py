@@ -8,6 +8,7 @@ ORDER_DETAILS = "order_details"
 ORDER_CONFIRMED = "order_confirmed"
 ORDER_EMAIL_SENT = "order_email_sent"
 ANALYTICS_RESULT = "analytics_result"
+EMAIL_SENT_LOG = "email_sent_log"
 DLQ_SUFFIX = ".dlq"
 
 # Consumer groups, one per stage.
@@ -35,6 +36,8 @@ def pipeline_topics(partitions: int, prefix: str = "") -> list[TopicSpec]:
     """
     keyed = [ORDER_DETAILS, ORDER_CONFIRMED, ORDER_EMAIL_SENT]
     specs = [TopicSpec(prefix + name, partitions) for name in keyed]
+    # What SMTP accepted, written outside any transaction right after the server's 250.
+    specs.append(TopicSpec(prefix + EMAIL_SENT_LOG, partitions, {"cleanup.policy": "compact"}))
     specs.append(TopicSpec(prefix + ANALYTICS_RESULT, 1, {
         "cleanup.policy": "compact",
         "segment.ms": "60000",

@@ -1,0 +1,140 @@
+"""dashboard.app with a hand-filled view and no Kafka: routes, page skeleton, assets, lazy feed."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+import dashboard
+from dashboard import create_app
+from dashboard.feed import Feed
+from dashboard.settings import Settings
+from dashboard.view import DashboardState
+from orderflow.events import OrderDetails, OrderPlaced, OrderVerdict
+from orderflow.kafka_io import KafkaError
+from orderflow.settings import KafkaSettings
+
+STATIC = Path(dashboard.__file__).parent / "static"
+TEMPLATES = Path(dashboard.__file__).parent / "templates"
+EVIL = "<img src=x onerror=alert(1)>"
+
+
+def settings(**overrides: Any) -> Settings:
+    return Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"), **overrides)
+
+
+@pytest.fixture
+def view() -> DashboardState:
+    order = OrderPlaced(order_id="o-1", user_id="u-1", user_email="ada@example.com",
+                        order_details=OrderDetails(price=Decimal("12.30")), total=Decimal("12.30"),
+                        time=datetime(2025, 3, 1, tzinfo=UTC))
+    state = DashboardState(max_orders=10)
+    state.apply_all([order, OrderVerdict(order_id="o-1", status="rejected", reason=EVIL, order=order)])
+    return state
+
+
+@pytest.fixture
+def client(view: DashboardState) -> FlaskClient:
+    return create_app(settings(feed_mode="off", refresh_ms=1500), view=view).test_client()
+
+
+def test_healthz(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json == {"status": "ok", "kafka": "off"}
+
+
+def test_api_state_is_the_view_plus_the_feed_status(client: FlaskClient, view: DashboardState) -> None:
+    response = client.get("/api/state")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.headers["Cache-Control"] == "no-store"
+    body = response.json
+    assert body["feed"] == {"running": False, "connected": False, "error": None, "applied": 0, "skipped": 0}
+    del body["feed"]
+    assert body == view.to_json()
+    assert body["counts"]["rejected"] == 1 and body["orders"][0]["verdict"]["reason"] == EVIL
+
+
+def test_page_has_stable_hooks_and_no_user_data(client: FlaskClient) -> None:
+    response = client.get("/")
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    html = response.text
+    for name in ("received", "confirmed", "rejected", "emails-sent", "emails-failed", "revenue", "aov"):
+        assert f'id="tile-{name}"' in html and f'data-testid="tile-{name}-value"' in html
+    for hook in ('id="orders-body"', 'id="per-day-body"', 'id="feed-status"', 'data-refresh-ms="1500"',
+                 'data-state-url="/api/state"'):
+        assert hook in html
+    assert EVIL not in html and "o-1" not in html  # rows come from /api/state, through textContent
+    assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
+
+
+@pytest.mark.parametrize("asset", ["dashboard.js", "dashboard.css"])
+def test_assets_are_served_locally(client: FlaskClient, asset: str) -> None:
+    response = client.get(f"/static/{asset}")
+    assert response.status_code == 200 and len(response.data) > 500
+    response.close()
+
+
+@pytest.mark.parametrize("path", [*STATIC.iterdir(), *TEMPLATES.iterdir()], ids=lambda p: p.name)
+def test_no_external_assets(path: Path) -> None:
+    assert not re.search(r"(src|href)=[\"']?(https?:)?//|@import|url\(\s*['\"]?(https?:)?//", path.read_text())
+
+
+def test_script_never_writes_markup() -> None:
+    script = (STATIC / "dashboard.js").read_text()
+    assert not re.search(r"\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write", script)
+    assert "textContent" in script
+
+
+@pytest.fixture
+def failing_consumers(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
+    tried = threading.Event()
+
+    def refuse(self: Feed) -> Any:
+        tried.set()
+        raise KafkaError("no broker here")
+
+    monkeypatch.setattr(Feed, "_make_consumer", refuse)
+    yield tried
+
+
+def test_feed_starts_on_first_request_not_before(failing_consumers: threading.Event) -> None:
+    app = create_app(settings(feed_mode="lazy"))
+    feed: Feed = app.extensions["dashboard_feed"]
+    assert not feed.running and not failing_consumers.is_set()
+    try:
+        client = app.test_client()
+        assert client.get("/healthz").json == {"status": "ok", "kafka": "unavailable"}
+        assert feed.running and failing_consumers.wait(5)
+        assert client.get("/api/state").status_code == 200  # still answers while Kafka is away
+    finally:
+        feed.stop()
+    assert not feed.running
+
+
+@pytest.mark.parametrize(("mode", "running"), [("eager", True), ("off", False)])
+def test_feed_mode(failing_consumers: threading.Event, mode: str, running: bool) -> None:
+    app = create_app(settings(feed_mode=mode))
+    feed: Feed = app.extensions["dashboard_feed"]
+    try:
+        app.test_client().get("/")
+        assert feed.running is running
+    finally:
+        feed.stop()
+
+
+def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DASHBOARD_PORT", "9100")
+    monkeypatch.setenv("DASHBOARD_MAX_ORDERS", "50")
+    monkeypatch.setenv("KAFKA_TOPIC_PREFIX", "p.")
+    loaded = Settings()
+    assert (loaded.port, loaded.max_orders, loaded.host, loaded.kafka.topic_prefix) == (9100, 50, "0.0.0.0", "p.")
+    assert create_app(loaded).extensions["dashboard_feed"].state.max_orders == 50
