@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from orderflow.events import OrderRequest, utcnow
+from orderflow.events import OrderPlaced, OrderRequest, utcnow
 from orderflow.kafka_io import BrokerUnavailable
-from orders_backend.orders import place
+from orderflow.table import TableNotReady, TopicTable
+from orderflow.topics import ORDER_DETAILS
+from orders_backend.orders import place, same_order
 from orders_backend.publisher import OrderPublisher
 from orders_backend.settings import Settings
 
@@ -36,6 +39,42 @@ def create_app(settings: Settings | None = None, publisher: OrderPublisher | Non
     app.json.sort_keys = False  # type: ignore[attr-defined]
     orders = publisher or OrderPublisher(settings.kafka, settings.publish_timeout_seconds)
     app.extensions["orders_publisher"] = orders
+    # Every order_id already in order_details, so a repeated POST gets the first order back.
+    placed = TopicTable(settings.kafka, settings.kafka.topic(ORDER_DETAILS))
+    app.extensions["orders_placed"] = placed
+    id_locks = [threading.Lock() for _ in range(64)]
+
+    def unavailable(message: str) -> tuple[Response, int]:
+        response, status = _problem(503, "Service Unavailable", message=message)
+        response.headers["Retry-After"] = str(settings.retry_after_seconds)
+        return response, status
+
+    def publish_once(order: OrderPlaced, client_id: bool) -> Any:
+        key = order.order_id.encode()
+        with id_locks[hash(key) % len(id_locks)]:  # the same id twice in this worker: one at a time
+            try:
+                # A server-made id is new by construction; a client's may be a repeat.
+                existing = placed.get(key, timeout=settings.publish_timeout_seconds) if client_id else None
+            except TableNotReady as exc:
+                log.warning("order %s not accepted: %s", order.order_id, exc)
+                return unavailable("cannot check for an earlier order with this id; try again")
+            if existing is not None:
+                first = OrderPlaced.model_validate_json(existing)
+                if not same_order(first, order):
+                    return _problem(409, "Conflict", message=f"order_id {order.order_id} is already used by a "
+                                    "different order", order=first.model_dump(mode="json"))
+                return Response(existing, status=200, mimetype="application/json")
+            try:
+                partition, offset = orders.publish(order)
+            except BrokerUnavailable as exc:
+                log.warning("order %s not accepted: %s", order.order_id, exc)
+                return unavailable("the order could not be stored; try again")
+            if client_id:
+                placed.put(key, order.to_bytes())
+        log.info("order %s published to partition %d at offset %d", order.order_id, partition, offset)
+        response = Response(order.model_dump_json(), status=201, mimetype="application/json")
+        response.headers["Location"] = f"/order/{order.order_id}"
+        return response
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:
@@ -54,19 +93,14 @@ def create_app(settings: Settings | None = None, publisher: OrderPublisher | Non
             if any(d["type"] == "json_invalid" for d in details):
                 return _problem(400, "Malformed JSON", details=details)
             return _problem(422, "Invalid order", details=details)
-        order = place(order_request, utcnow())
-        try:
-            partition, offset = orders.publish(order)
-        except BrokerUnavailable as exc:
-            log.warning("order %s not accepted: %s", order.order_id, exc)
-            response, status = _problem(503, "Service Unavailable",
-                                        message="the order could not be stored; try again")
-            response.headers["Retry-After"] = str(settings.retry_after_seconds)
-            return response, status
-        log.info("order %s published to partition %d at offset %d", order.order_id, partition, offset)
-        response = Response(order.model_dump_json(), status=201, mimetype="application/json")
-        response.headers["Location"] = f"/order/{order.order_id}"
-        return response
+        return publish_once(place(order_request, utcnow()), client_id=order_request.order_id is not None)
+
+    def close() -> None:
+        """Release this app's Kafka clients (tests and clean worker exits)."""
+        placed.close()
+        orders.close()
+
+    app.extensions["orders_close"] = close
 
     @app.get("/healthz")
     def healthz() -> Any:

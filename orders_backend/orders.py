@@ -37,3 +37,9 @@ def place(request: OrderRequest, now: datetime) -> OrderPlaced:
         time=now,
         occurred_at=now,
     )
+
+
+def same_order(a: OrderPlaced, b: OrderPlaced) -> bool:
+    """Whether two placements describe the same order (what the customer asked for, not when)."""
+    fields = {"order_id", "user_id", "user_email", "order_details", "total", "payment"}
+    return a.model_dump(include=fields) == b.model_dump(include=fields)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -24,7 +25,7 @@ SEED = {"user_id": 1, "order_id": "seed-1", "user_email": "ada@example.com", "or
 def client(kafka_settings: KafkaSettings):  # type: ignore[no-untyped-def]
     app = create_app(Settings(kafka=kafka_settings, max_body_bytes=8192))
     yield app.test_client()
-    app.extensions["orders_publisher"].close()
+    app.extensions["orders_close"]()
 
 
 def test_seed_order_is_acknowledged_and_stored(client, kafka_settings: KafkaSettings) -> None:  # type: ignore[no-untyped-def]
@@ -99,10 +100,43 @@ def test_unreachable_broker_gives_503_with_retry_after_quickly() -> None:
     assert response.headers["Retry-After"] == "5"
     assert response.json["error"] == "Service Unavailable"
     assert took < 10, f"a 503 should come fast, took {took:.1f}s"
-    app.extensions["orders_publisher"].close()
+    app.extensions["orders_close"]()
 
 
 def test_healthz(client) -> None:  # type: ignore[no-untyped-def]
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json == {"status": "ok", "kafka": "connected"}
+
+
+def test_repeated_post_returns_the_first_order_and_publishes_once(client, kafka_settings: KafkaSettings) -> None:  # type: ignore[no-untyped-def]
+    first = client.post("/order", json=SEED)
+    again = client.post("/order", json={**SEED, "time": "2020-01-01T00:00:00Z"})
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json == first.json
+    clash = client.post("/order", json={**SEED, "order_details": {"price": 101}})
+    assert clash.status_code == 409 and clash.json["order"]["total"] == "100.00"
+    stored = read_models(kafka_settings, kafka_settings.topic(ORDER_DETAILS), OrderPlaced)
+    assert [o.order_id for o in stored] == ["seed-1"]
+
+
+def test_concurrent_posts_of_one_id_publish_it_once(client, kafka_settings: KafkaSettings) -> None:  # type: ignore[no-untyped-def]
+    body = {**SEED, "order_id": "race-1"}
+    with ThreadPoolExecutor(8) as pool:
+        statuses = sorted(pool.map(lambda _: client.post("/order", json=body).status_code, range(8)))
+    assert statuses == [200] * 7 + [201]
+    stored = read_models(kafka_settings, kafka_settings.topic(ORDER_DETAILS), OrderPlaced)
+    assert [o.order_id for o in stored] == ["race-1"]
+
+
+def test_a_repeat_is_recognised_by_another_app_instance(kafka_settings: KafkaSettings) -> None:
+    """Two gunicorn workers are two processes; two apps here share nothing but Kafka either."""
+    apps = [create_app(Settings(kafka=kafka_settings)) for _ in range(2)]
+    try:
+        first = apps[0].test_client().post("/order", json={**SEED, "order_id": "w-1"})
+        second = apps[1].test_client().post("/order", json={**SEED, "order_id": "w-1"})
+        assert (first.status_code, second.status_code) == (201, 200)
+        assert second.json["event_id"] == first.json["event_id"]
+    finally:
+        for app in apps:
+            app.extensions["orders_close"]()

@@ -57,6 +57,7 @@ def test_api_state_is_the_view_plus_the_feed_status(client: FlaskClient, view: D
     assert response.status_code == 200 and response.mimetype == "application/json"
     assert response.headers["Cache-Control"] == "no-store"
     body = response.json
+    assert body is not None
     assert body["feed"] == {"running": False, "connected": False, "error": None, "applied": 0, "skipped": 0}
     del body["feed"]
     assert body == view.to_json()

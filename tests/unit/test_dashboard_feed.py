@@ -88,8 +88,8 @@ class FakeConsumer:
 
 def topic_log(details: Sequence[bytes | None], confirmed: Sequence[bytes | None] = (), emails: int = 0,
               analytics: int = 0) -> dict[TopicPartition, list[FakeRecord]]:
-    contents = {DETAILS: list(details), CONFIRMED: list(confirmed), EMAILS: [b"{}"] * emails,
-                ANALYTICS: [b"{}"] * analytics}
+    contents: dict[str, list[bytes | None]] = {
+        DETAILS: list(details), CONFIRMED: list(confirmed), EMAILS: [b"{}"] * emails, ANALYTICS: [b"{}"] * analytics}
     return {TopicPartition(topic, 0): [FakeRecord(topic, 0, i, v) for i, v in enumerate(values)]
             for topic, values in contents.items()}
 

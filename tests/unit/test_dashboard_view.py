@@ -7,6 +7,7 @@ import json
 import random
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from typing import Literal
 
 import pytest
 
@@ -18,6 +19,7 @@ from orderflow.events import (
     OrderDetails,
     OrderPlaced,
     OrderVerdict,
+    Status,
     Totals,
 )
 
@@ -31,14 +33,15 @@ def placed(order_id: str = "o1", *, minute: int = 0, price: str = "10.00", user_
                        occurred_at=when)
 
 
-def verdict(order: OrderPlaced, status: str = "confirmed", reason: str | None = None,
+def verdict(order: OrderPlaced, status: Status = "confirmed", reason: str | None = None,
             after: int = 1) -> OrderVerdict:
-    return OrderVerdict(order_id=order.order_id, status=status, reason=reason, order=order,  # type: ignore[arg-type]
+    return OrderVerdict(order_id=order.order_id, status=status, reason=reason, order=order,
                         occurred_at=order.time + timedelta(seconds=after))
 
 
-def email(order: OrderPlaced, status: str = "sent", after: int = 2, error: str | None = None) -> EmailOutcome:
-    return EmailOutcome(order_id=order.order_id, status=status, recipient="ada@example.com",  # type: ignore[arg-type]
+def email(order: OrderPlaced, status: Literal["sent", "failed"] = "sent", after: int = 2,
+          error: str | None = None) -> EmailOutcome:
+    return EmailOutcome(order_id=order.order_id, status=status, recipient="ada@example.com",
                         message_id="<m@x>", attempts=3 if status == "failed" else 1, error=error,
                         occurred_at=order.time + timedelta(seconds=after))
 
@@ -114,7 +117,7 @@ def test_arrival_order_across_topics_does_not_matter(order_of_arrival: tuple[int
 @pytest.mark.parametrize("which", ["placed", "verdict", "email"])
 def test_redelivered_event_is_not_counted_twice(which: str) -> None:
     order = placed("o5")
-    events = {"placed": order, "verdict": verdict(order), "email": email(order)}
+    events: dict[str, DashboardEvent] = {"placed": order, "verdict": verdict(order), "email": email(order)}
     state = DashboardState()
     state.apply_all(events.values())
     first = state.to_json()

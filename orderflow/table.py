@@ -1,0 +1,131 @@
+"""A topic read into memory by key, kept current by a background consumer, with read-your-writes.
+
+``get(key)`` first waits until the table has read everything the key's partition held at the
+moment of the call, so a value written by any process before the call is seen.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from kafka.errors import KafkaError
+from kafka.partitioner.default import murmur2
+
+from orderflow.kafka_io import TopicPartition, make_consumer
+from orderflow.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class TableNotReady(Exception):
+    """The table could not catch up with the topic in time (broker unreachable or far behind)."""
+
+
+def partition_for(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner gives ``key`` (murmur2, as the Java client)."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+class TopicTable:
+    """key -> the first value written under it (later writes of a key are repeats, not updates)."""
+
+    def __init__(self, settings: KafkaSettings, topic: str) -> None:
+        self.settings = settings
+        self.topic = topic
+        self._values: dict[bytes, bytes] = {}
+        self._positions: dict[int, int] = {}
+        self._partitions = 0
+        self._cond = threading.Condition()
+        self._probe_lock = threading.Lock()
+        self._probe: Any = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> TopicTable:
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._follow, name=f"table-{self.topic}", daemon=True)
+                self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        with self._probe_lock:
+            if self._probe is not None:
+                self._probe.close(autocommit=False)
+                self._probe = None
+
+    def put(self, key: bytes, value: bytes) -> None:
+        """Record a value this process has just written (seen before the consumer gets to it)."""
+        with self._cond:
+            self._values.setdefault(key, value)
+
+    def get(self, key: bytes, timeout: float) -> bytes | None:
+        self.start()
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            if key in self._values:
+                return self._values[key]
+            while not self._partitions:
+                if not self._cond.wait(max(0.0, deadline - time.monotonic())):
+                    raise TableNotReady(f"{self.topic}: no partitions known yet")
+            partition = partition_for(key, self._partitions)
+        end = self._end_offset(partition, timeout)
+        with self._cond:
+            while self._positions.get(partition, 0) < end:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._cond.wait(remaining):
+                    raise TableNotReady(f"{self.topic}/{partition} behind after {timeout}s")
+            return self._values.get(key)
+
+    def _end_offset(self, partition: int, timeout: float) -> int:
+        tp = TopicPartition(self.topic, partition)
+        with self._probe_lock:
+            try:
+                if self._probe is None:
+                    self._probe = make_consumer(self.settings, group_id=None, bootstrap_timeout_ms=int(timeout * 1000))
+                return int(self._probe.end_offsets([tp], timeout_ms=int(timeout * 1000))[tp])
+            except KafkaError as exc:
+                raise TableNotReady(f"{self.topic}: {exc}") from exc
+
+    def _follow(self) -> None:
+        delay = 0.5
+        while not self._stop.is_set():
+            try:
+                self._follow_once()
+                return
+            except KafkaError as exc:
+                log.warning("following %s failed (%s); retrying in %.1fs", self.topic, exc, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 10)
+
+    def _follow_once(self) -> None:
+        consumer = make_consumer(self.settings, group_id=None, bootstrap_timeout_ms=5000)
+        try:
+            partitions = sorted(consumer.partitions_for_topic(self.topic) or ())
+            if not partitions:
+                raise KafkaError(f"topic {self.topic} has no partitions yet")
+            tps = [TopicPartition(self.topic, p) for p in partitions]
+            consumer.assign(tps)
+            for tp in tps:
+                consumer.seek(tp, self._positions.get(tp.partition, 0))
+            with self._cond:
+                self._partitions = len(partitions)
+                self._cond.notify_all()
+            while not self._stop.is_set():
+                polled = consumer.poll(timeout_ms=200)
+                with self._cond:
+                    for records in polled.values():
+                        for r in records:
+                            if r.key is not None and r.value is not None:
+                                self._values.setdefault(r.key, r.value)
+                    for tp in tps:
+                        self._positions[tp.partition] = consumer.position(tp)
+                    self._cond.notify_all()
+        finally:
+            consumer.close(autocommit=False)

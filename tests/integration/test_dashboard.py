@@ -1,0 +1,178 @@
+"""The dashboard against a real broker: history on start, live updates, a broker that comes late."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import pytest
+from flask.testing import FlaskClient
+
+from dashboard import create_app
+from dashboard.feed import Feed
+from dashboard.settings import Settings
+from orderflow.events import (
+    AnalyticsSnapshot,
+    DayTotals,
+    EmailOutcome,
+    OrderDetails,
+    OrderPlaced,
+    OrderVerdict,
+    Status,
+    Totals,
+)
+from orderflow.kafka_io import ensure_topics, make_producer
+from orderflow.settings import KafkaSettings
+from orderflow.topics import ANALYTICS_RESULT, ORDER_CONFIRMED, ORDER_DETAILS, ORDER_EMAIL_SENT
+from tests.support import LocalKafka, free_port, wait_until
+
+pytestmark = pytest.mark.integration
+
+DAY = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+WAIT = 30.0
+
+
+def placed(order_id: str, price: str, minute: int = 0) -> OrderPlaced:
+    when = DAY + timedelta(minutes=minute)
+    return OrderPlaced(order_id=order_id, user_id="u-1", user_email="ada@example.com",
+                       order_details=OrderDetails(price=Decimal(price)), total=Decimal(price), time=when,
+                       occurred_at=when)
+
+
+def send(kafka: KafkaSettings, records: list[tuple[str, str | None, bytes]], partition: int | None = None) -> None:
+    """Write (topic, key, value) records and wait until the broker has them all."""
+    producer = make_producer(kafka)
+    try:
+        for topic, key, value in records:
+            producer.send(kafka.topic(topic), key=key.encode() if key else None, value=value, partition=partition)
+        producer.flush(timeout=30)
+    finally:
+        producer.close(timeout=10)
+
+
+def events_for(order: OrderPlaced, status: Status, reason: str | None = None,
+               email: Literal["sent", "failed"] | None = None) -> list[tuple[str, str | None, bytes]]:
+    verdict = OrderVerdict(order_id=order.order_id, status=status, reason=reason, order=order)
+    out: list[tuple[str, str | None, bytes]] = [
+        (ORDER_DETAILS, order.order_id, order.to_bytes()), (ORDER_CONFIRMED, order.order_id, verdict.to_bytes())]
+    if email:
+        outcome = EmailOutcome(order_id=order.order_id, status=email, recipient="ada@example.com",
+                               message_id=f"<{order.order_id}@test>", attempts=1,
+                               error="550 mailbox unavailable" if email == "failed" else None)
+        out.append((ORDER_EMAIL_SENT, order.order_id, outcome.to_bytes()))
+    return out
+
+
+def snapshot(partition: int, orders: int, revenue: str, rejected: int = 0) -> tuple[str, str, bytes]:
+    snap = AnalyticsSnapshot(scope=f"{ORDER_CONFIRMED}/{partition}", partition=partition, as_of_offset=orders,
+                             totals=Totals(orders_count=orders, rejected_count=rejected, revenue=Decimal(revenue),
+                                           per_day={DAY.date(): DayTotals(orders=orders, revenue=Decimal(revenue))}))
+    return ANALYTICS_RESULT, snap.scope, snap.to_bytes()
+
+
+@pytest.fixture
+def dashboard_client() -> Iterator[Callable[..., FlaskClient]]:
+    feeds: list[Feed] = []
+
+    def make(kafka: KafkaSettings, **overrides: Any) -> FlaskClient:
+        app = create_app(Settings(kafka=kafka, **overrides))
+        feeds.append(app.extensions["dashboard_feed"])
+        return app.test_client()
+
+    yield make
+    for feed in feeds:
+        feed.stop()
+
+
+def get_json(client: FlaskClient, path: str) -> dict[str, Any]:
+    response = client.get(path)
+    assert response.status_code == 200 and response.json is not None
+    return dict(response.json)
+
+
+def state_when(client: FlaskClient, predicate: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+    def ready() -> dict[str, Any] | None:
+        state = get_json(client, "/api/state")
+        return state if predicate(state) else None
+
+    return wait_until(ready, WAIT, 0.2, what)  # type: ignore[no-any-return]
+
+
+def test_history_and_live_events_reach_the_page(kafka_settings: KafkaSettings,
+                                                dashboard_client: Callable[..., FlaskClient]) -> None:
+    emailed, rejected, bounced, waiting = (placed("o-1", "40.00", 1), placed("o-2", "5.00", 2),
+                                           placed("o-3", "20.50", 3), placed("o-4", "9.99", 4))
+    send(kafka_settings, [
+        *events_for(emailed, "confirmed", email="sent"),
+        *events_for(rejected, "rejected", reason="card expired"),
+        *events_for(bounced, "confirmed", email="failed"),
+        (ORDER_DETAILS, waiting.order_id, waiting.to_bytes()),
+        (ORDER_DETAILS, "junk", b"{not an event"),  # skipped, not fatal
+        snapshot(0, 1, "10.00"), snapshot(0, 1, "40.00"),  # the later value of a scope wins
+        snapshot(1, 1, "20.50", rejected=1),
+    ])
+    client = dashboard_client(kafka_settings)
+    assert get_json(client, "/healthz")["status"] == "ok"
+
+    state = state_when(client, lambda s: s["counts"]["received"] == 4 and s["totals"]["scopes"] == 2
+                       and s["counts"]["emails_failed"] == 1, "the history on the dashboard")
+    assert state["counts"] == {"received": 4, "confirmed": 2, "rejected": 1, "emails_sent": 1, "emails_failed": 1}
+    assert state["feed"]["connected"] is True and state["feed"]["skipped"] == 1
+    assert state["totals"] == {
+        "orders": 2, "rejected": 1, "revenue": "60.50", "average_order_value": "30.25",
+        "per_day": [{"day": "2025-03-01", "orders": 2, "revenue": "60.50"}], "scopes": 2,
+    }
+    rows = {row["order_id"]: row for row in state["orders"]}
+    assert [row["order_id"] for row in state["orders"]] == ["o-4", "o-3", "o-2", "o-1"]  # newest first
+    assert {oid: row["stage"] for oid, row in rows.items()} == {
+        "o-1": "emailed", "o-2": "rejected", "o-3": "email_failed", "o-4": "received"}
+    assert rows["o-1"]["received_at"] == "2025-03-01T12:01:00+00:00" and rows["o-1"]["total"] == "40.00"
+    assert rows["o-1"]["verdict"]["status"] == "confirmed" and rows["o-1"]["email"]["status"] == "sent"
+    assert (rows["o-2"]["verdict"]["status"], rows["o-2"]["verdict"]["reason"]) == ("rejected", "card expired")
+    assert rows["o-2"]["email"] is None and rows["o-3"]["email"]["error"] == "550 mailbox unavailable"
+    assert rows["o-4"]["verdict"] is None and rows["o-4"]["email"] is None
+
+    # Live: what is written after the start shows up too.
+    send(kafka_settings, [*events_for(waiting, "confirmed", email="sent"), snapshot(2, 1, "9.99")])
+    state = state_when(client, lambda s: s["counts"]["emails_sent"] == 2 and s["totals"]["scopes"] == 3,
+                       "the live events on the dashboard")
+    assert state["counts"] == {"received": 4, "confirmed": 3, "rejected": 1, "emails_sent": 2, "emails_failed": 1}
+    assert state["totals"]["revenue"] == "70.49" and state["totals"]["average_order_value"] == "23.50"
+    assert state["orders"][0]["order_id"] == "o-4" and state["orders"][0]["stage"] == "emailed"
+
+
+def test_history_is_bounded_to_the_latest_orders(kafka_settings: KafkaSettings,
+                                                 dashboard_client: Callable[..., FlaskClient]) -> None:
+    orders = [placed(f"b-{i:02d}", "1.00", minute=i) for i in range(12)]
+    send(kafka_settings, [(ORDER_DETAILS, o.order_id, o.to_bytes()) for o in orders], partition=0)
+    client = dashboard_client(kafka_settings, max_orders=5)
+    state = state_when(client, lambda s: s["feed"]["applied"] >= 5 and s["counts"]["received"] == 5,
+                       "the last five orders")
+    assert [row["order_id"] for row in state["orders"]] == ["b-11", "b-10", "b-09", "b-08", "b-07"]
+
+
+@pytest.mark.skipif(shutil.which("java") is None, reason="starts its own broker")
+def test_dashboard_waits_for_a_broker_that_starts_late(tmp_path: Path,
+                                                       dashboard_client: Callable[..., FlaskClient]) -> None:
+    kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}", topic_prefix="late.", partitions=2)
+    client = dashboard_client(kafka)
+    assert get_json(client, "/healthz") == {"status": "ok", "kafka": "unavailable"}
+    assert get_json(client, "/api/state")["counts"]["received"] == 0
+    wait_until(lambda: get_json(client, "/api/state")["feed"]["error"], WAIT, 0.2, "a failed first attempt")
+
+    broker = LocalKafka(tmp_path / "kafka", int(kafka.bootstrap_servers.rsplit(":", 1)[1]), free_port())
+    broker.start()
+    try:
+        ensure_topics(kafka)
+        order = placed("late-1", "3.00")
+        send(kafka, events_for(order, "confirmed", email="sent"))
+        state = state_when(client, lambda s: s["counts"]["emails_sent"] == 1, "the order once Kafka is up")
+        assert state["feed"]["connected"] is True and state["orders"][0]["order_id"] == "late-1"
+        assert get_json(client, "/healthz") == {"status": "ok", "kafka": "connected"}
+    finally:
+        client.application.extensions["dashboard_feed"].stop()
+        broker.stop()

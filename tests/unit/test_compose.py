@@ -1,0 +1,247 @@
+"""The Docker files, checked without a Docker engine.
+
+Both compose files against the Compose Specification schema (as vendored by check-jsonschema), then
+what the schema cannot see: the services reach the broker's internal listener and Mailpit by their
+names on the shared network, their environment is what their settings classes read, published host
+ports do not clash, and every container runs a module that the image installs.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import yaml
+from check_jsonschema.builtin_schemas import get_builtin_schema
+from pydantic_settings import BaseSettings
+
+from orderflow.localkafka import KAFKA_VERSION
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA_FILE = ROOT / "docker-compose-kafka.yml"
+SERVICES_FILE = ROOT / "docker-compose-services.yml"
+MAILPIT_SMTP_PORT = 1025  # Mailpit's default SMTP port
+# Where each service's settings class lives, by the module its container runs.
+SETTINGS = {
+    "orders_backend": "orders_backend.settings:Settings",
+    "transactions_backend": "transactions_backend.main:Settings",
+    "email_backend": "email_backend.main:Settings",
+    "analytics_backend": "analytics_backend.main:Settings",
+    "dashboard": "dashboard.settings:Settings",
+}
+
+
+def load(path: Path) -> dict[str, Any]:
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    assert isinstance(doc, dict), f"{path.name} is not a mapping"
+    return doc
+
+
+KAFKA = load(KAFKA_FILE)
+SERVICES = load(SERVICES_FILE)
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+# The packages `pip install .` puts in the image.
+PACKAGES = {p.rstrip("*") for p in PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"]}
+
+
+def by_image(prefix: str) -> tuple[str, dict[str, Any]]:
+    found = [(name, s) for name, s in KAFKA["services"].items() if s.get("image", "").startswith(prefix)]
+    assert len(found) == 1, f"expected one service with image {prefix}* in {KAFKA_FILE.name}"
+    return found[0]
+
+
+def listeners(value: str) -> dict[str, tuple[str, int]]:
+    """``NAME://host:port,...`` -> {NAME: (host, port)}."""
+    out = {}
+    for item in value.split(","):
+        name, _, address = item.strip().partition("://")
+        host, _, port = address.rpartition(":")
+        out[name] = (host, int(port))
+    return out
+
+
+def published(service: dict[str, Any]) -> list[tuple[int, int, str]]:
+    """(host port, container port, protocol) of each published port, short or long syntax."""
+    out = []
+    for port in service.get("ports", []):
+        if isinstance(port, dict):
+            if port.get("published") is not None:
+                out.append((int(port["published"]), int(port["target"]), port.get("protocol", "tcp")))
+            continue
+        spec, _, protocol = str(port).partition("/")
+        parts = spec.split(":")
+        if len(parts) > 1:  # a bare container port gets a random host port
+            out.append((int(parts[-2]), int(parts[-1]), protocol or "tcp"))
+    return out
+
+
+def module_of(service: dict[str, Any]) -> str:
+    command = service.get("command")
+    assert isinstance(command, list) and command[:2] == ["python", "-m"] and len(command) == 3, command
+    return str(command[2])
+
+
+def settings_class(module: str) -> type[BaseSettings]:
+    assert module in SETTINGS, f"add the settings class of {module} to SETTINGS"
+    path, _, name = SETTINGS[module].partition(":")
+    cls = getattr(importlib.import_module(path), name)
+    assert issubclass(cls, BaseSettings)
+    return cls  # type: ignore[no-any-return]
+
+
+def env_names(cls: type[BaseSettings]) -> set[str]:
+    """The variables a settings class reads; a nested settings field reads under its own prefix."""
+    prefix = cls.model_config.get("env_prefix", "")
+    names: set[str] = set()
+    for name, field in cls.model_fields.items():
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseSettings):
+            names |= env_names(field.annotation)
+        else:
+            names.add(f"{prefix}{name}".upper())
+    return names
+
+
+KAFKA_NAME, KAFKA_SERVICE = by_image("apache/kafka:")
+KAFKA_ENV = KAFKA_SERVICE["environment"]
+MAIL_NAME, MAIL_SERVICE = by_image("axllent/mailpit")
+UI_NAME, UI_SERVICE = by_image("ghcr.io/kafbat/kafka-ui")
+INTERNAL = listeners(KAFKA_ENV["KAFKA_ADVERTISED_LISTENERS"])[KAFKA_ENV["KAFKA_INTER_BROKER_LISTENER_NAME"]]
+NETWORK = next(iter(KAFKA["networks"]))
+
+
+@pytest.mark.parametrize("path", [KAFKA_FILE, SERVICES_FILE], ids=lambda p: p.name)
+def test_follows_the_compose_specification(path: Path) -> None:
+    schema = get_builtin_schema("vendor.compose-spec")
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    errors = [f"{e.json_path}: {e.message}" for e in validator.iter_errors(load(path))]
+    assert not errors, "\n".join(errors)
+
+
+@pytest.mark.parametrize("path", [KAFKA_FILE, SERVICES_FILE], ids=lambda p: p.name)
+def test_references_resolve_within_the_file(path: Path) -> None:
+    doc = load(path)
+    for name, service in doc["services"].items():
+        assert set(service.get("depends_on", {})) <= set(doc["services"]), f"{name}: depends_on another file"
+        assert set(service.get("networks", [])) <= set(doc.get("networks", {})), name
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0] if isinstance(volume, str) else volume.get("source", "")
+            assert source.startswith((".", "/")) or source in doc.get("volumes", {}), f"{name}: {volume}"
+    # Compose reads $NAME and ${NAME} as variables: a literal dollar must be written $$.
+    text = re.sub(r"\$\$|\$\{[A-Za-z_][A-Za-z0-9_]*(:?[-?][^}]*)?\}", "", path.read_text(encoding="utf-8"))
+    assert "$" not in text, "escape literal $ as $$ in compose files"
+
+
+def test_kafka_is_one_kraft_node_with_internal_external_and_controller_listeners() -> None:
+    bound = listeners(KAFKA_ENV["KAFKA_LISTENERS"])
+    advertised = listeners(KAFKA_ENV["KAFKA_ADVERTISED_LISTENERS"])
+    protocols = dict(item.split(":") for item in KAFKA_ENV["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+    controller = KAFKA_ENV["KAFKA_CONTROLLER_LISTENER_NAMES"]
+    assert set(KAFKA_ENV["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert set(bound) <= set(protocols) and controller in bound and controller not in advertised
+    assert set(advertised) <= set(bound)
+    assert all(advertised[name][1] == bound[name][1] for name in advertised), "advertised port != bound port"
+    # The inter-broker listener is the one containers use: its host is this service's name.
+    assert INTERNAL[0] in {KAFKA_NAME, KAFKA_SERVICE.get("hostname")}
+    node, _, voter = KAFKA_ENV["KAFKA_CONTROLLER_QUORUM_VOTERS"].partition("@")
+    assert node == KAFKA_ENV["KAFKA_NODE_ID"]
+    assert voter == f"{KAFKA_NAME}:{bound[controller][1]}"
+    # A listener advertised as localhost is for the host, so it must be published on the same port.
+    for host, port in advertised.values():
+        if host == "localhost":
+            assert (port, port, "tcp") in published(KAFKA_SERVICE), f"localhost:{port} is not published"
+    assert len(base64.urlsafe_b64decode(KAFKA_ENV["CLUSTER_ID"] + "==")) == 16
+
+
+def test_kafka_settings_fit_one_node() -> None:
+    for key in ("OFFSETS_TOPIC_REPLICATION_FACTOR", "TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+                "TRANSACTION_STATE_LOG_MIN_ISR", "SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR",
+                "SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR"):
+        assert str(KAFKA_ENV[f"KAFKA_{key}"]) == "1", key
+    assert str(KAFKA_ENV["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]) == "false"
+    assert str(KAFKA_ENV["KAFKA_GROUP_INITIAL_REBALANCE_DELAY_MS"]) == "0"
+    data = [v.split(":") for v in KAFKA_SERVICE["volumes"] if v.endswith(f":{KAFKA_ENV['KAFKA_LOG_DIRS']}")]
+    assert data and data[0][0] in KAFKA["volumes"], "the log dirs must be a named volume"
+    assert "healthcheck" in KAFKA_SERVICE
+    # The same broker version as `make run` and the tests fetch.
+    assert KAFKA_SERVICE["image"] == f"apache/kafka:{KAFKA_VERSION}"
+
+
+def test_kafka_ui_reads_the_internal_listener_once_kafka_is_healthy() -> None:
+    assert UI_SERVICE["environment"]["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"] == f"{INTERNAL[0]}:{INTERNAL[1]}"
+    assert UI_SERVICE["depends_on"][KAFKA_NAME]["condition"] == "service_healthy"
+
+
+def test_the_services_join_the_kafka_files_network() -> None:
+    ours, theirs = KAFKA["networks"][NETWORK], next(iter(SERVICES["networks"].values()))
+    assert len(SERVICES["networks"]) == 1 and theirs["external"] is True
+    assert ours["name"] == theirs["name"], "the services file must join the network by its fixed name"
+    for doc in (KAFKA, SERVICES):
+        for name, service in doc["services"].items():
+            assert service.get("networks") == list(doc["networks"]), f"{name} is not on the shared network"
+
+
+def test_published_host_ports_do_not_clash() -> None:
+    owners: dict[tuple[int, str], str] = {}
+    for doc in (KAFKA, SERVICES):
+        for name, service in doc["services"].items():
+            for host_port, _, protocol in published(service):
+                clash = owners.setdefault((host_port, protocol), name)
+                assert clash == name, f"{name} and {clash} both publish {host_port}/{protocol}"
+
+
+def test_every_procfile_service_runs_from_the_image() -> None:
+    procfile = (ROOT / "Procfile").read_text(encoding="utf-8")
+    expected = set(re.findall(r"python -m (\w+)\s*$", procfile, re.MULTILINE))  # not orderflow.devsmtp
+    modules = {}
+    for name, service in SERVICES["services"].items():
+        assert service.get("build") == ".", f"{name} must build the repo's Dockerfile"
+        modules[module_of(service)] = name
+        assert (ROOT / module_of(service)).is_dir(), f"{name}: no package {module_of(service)}"
+        assert module_of(service) in PACKAGES, f"{name}: pip install . leaves out {module_of(service)}"
+    assert set(modules) == expected
+
+
+@pytest.mark.parametrize("name", sorted(SERVICES["services"]))
+def test_service_environment_is_what_its_settings_read(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    service = SERVICES["services"][name]
+    env = {key: str(value) for key, value in service["environment"].items()}
+    cls = settings_class(module_of(service))
+    assert set(env) <= env_names(cls), f"{name}: variables no setting reads"
+    for key in os.environ:
+        if key in env_names(cls):
+            monkeypatch.delenv(key)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    settings: Any = cls()
+    host, _, port = settings.kafka.bootstrap_servers.partition(":")
+    assert (host, int(port)) == INTERNAL, f"{name} must use the broker's internal listener"
+    health = " ".join(service["healthcheck"]["test"])
+    if "port" in cls.model_fields:  # a web service: published, and its healthcheck asks it
+        assert (settings.port, settings.port, "tcp") in published(service)
+        assert f"127.0.0.1:{settings.port}/healthz" in health
+    else:  # a consumer: its healthcheck reads the health file the loop touches
+        assert settings.health_file and f"'{settings.health_file}'" in health
+    if "smtp_host" in cls.model_fields:
+        assert settings.smtp_host == MAIL_NAME and settings.smtp_port == MAILPIT_SMTP_PORT
+        assert (MAILPIT_SMTP_PORT, MAILPIT_SMTP_PORT, "tcp") in published(MAIL_SERVICE)
+    assert service["restart"] == "unless-stopped"
+
+
+def test_dockerfile_runs_a_service_as_a_non_root_user() -> None:
+    lines = (ROOT / "Dockerfile").read_text(encoding="utf-8").splitlines()
+    assert lines[[line.startswith("FROM") for line in lines].index(True)] == "FROM python:3.11-slim"
+    users = [line.split()[1] for line in lines if line.startswith("USER ")]
+    assert users and users[-1].split(":")[0] not in {"root", "0"}
+    assert 'CMD ["python", "-m", "orders_backend"]' in lines
+    installs = [line for line in lines if "pip install" in line]
+    assert installs and not any("[dev]" in line for line in installs), "the image takes no dev dependencies"
+    ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
+               if line.strip() and not line.startswith("#")]
+    assert "pyproject.toml" not in ignored and not PACKAGES & set(ignored) and ".venv" in ignored
