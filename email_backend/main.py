@@ -104,7 +104,8 @@ class Confirmations:
         if delivery.ok:
             note = EmailSent(order_id=verdict.order_id, message_id=str(msg["Message-ID"]), attempts=delivery.attempts)
             self.sent[partition][verdict.order_id] = note
-            self._sent_log().send(self.log_topic, key=verdict.order_id.encode(), value=note.to_bytes())
+            # Acknowledged before the next email, so a crash can repeat at most the email in flight.
+            self._sent_log().send(self.log_topic, key=verdict.order_id.encode(), value=note.to_bytes()).get(30)
         log.info("order %s email %s after %d attempt(s)", verdict.order_id, "sent" if delivery.ok else "failed",
                  delivery.attempts)
         return EmailOutcome(

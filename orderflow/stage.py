@@ -145,7 +145,11 @@ class Stage(Generic[M]):
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
         self.producer = self._new_producer()
-        self.consumer = make_consumer(self.settings, group_id=self.group_id)
+        # Static membership: a restarted replica takes its partitions straight back instead of
+        # waiting for the broker to time its dead predecessor out.
+        self.consumer = make_consumer(self.settings, group_id=self.group_id,
+                                      group_instance_id=f"{self.group_id}-{self.settings.replica_id}",
+                                      session_timeout_ms=self.settings.session_timeout_ms)
         try:
             if self.exactly_once:
                 self.producer.init_transactions()
