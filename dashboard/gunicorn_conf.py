@@ -30,8 +30,18 @@ def post_fork(server: object, worker: object) -> None:
     configure_logging(_settings.log_level)
 
 
+def _feed(worker: Any) -> Any:
+    return getattr(getattr(worker, "wsgi", None), "extensions", {}).get("dashboard_feed")
+
+
 def post_worker_init(worker: Any) -> None:
     # Load the history before the first visitor asks (the thread starts after the fork, never at import).
-    feed = getattr(worker.wsgi, "extensions", {}).get("dashboard_feed")
+    feed = _feed(worker)
     if feed is not None and _settings.feed_mode != "off":
         feed.start()
+
+
+def worker_exit(server: object, worker: Any) -> None:
+    feed = _feed(worker)
+    if feed is not None:
+        feed.stop(timeout=5)  # closes the consumer
