@@ -18,7 +18,7 @@ from pathlib import Path
 
 from orderflow.kafka_io import ensure_topics
 from orderflow.localkafka import HOME, ROOT, LocalKafka
-from orderflow.settings import KafkaSettings
+from orderflow.settings import KafkaSettings, configure_logging
 
 log = logging.getLogger("devstack")
 CONSUMERS = ("transactions", "email", "analytics")
@@ -43,10 +43,16 @@ def wait_ready(env: dict[str, str], health_dir: Path, since: float, timeout: flo
     return False
 
 
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main() -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    configure_logging("INFO")
     started = time.time()
     env = dict(os.environ)
+    # The Procfile says `python`: make it this environment's.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env.setdefault("ORDERS_PORT", "5002")
     env.setdefault("DASHBOARD_PORT", "8050")
     env.setdefault("EMAIL_SMTP_PORT", "1025")
@@ -62,7 +68,7 @@ def main() -> int:
                                 topic_prefix=env.get("KAFKA_TOPIC_PREFIX", "")))
     honcho = subprocess.Popen([sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile")],
                               cwd=ROOT, env=env)
-    signal.signal(signal.SIGTERM, lambda *_: honcho.send_signal(signal.SIGTERM))
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         if wait_ready(env, health_dir, started):
             took = time.time() - started
@@ -77,11 +83,14 @@ def main() -> int:
             log.error("services did not become ready; see the log above")
         return honcho.wait()
     except KeyboardInterrupt:
-        return honcho.wait()
+        return 0
     finally:
         if honcho.poll() is None:
-            honcho.terminate()
-            honcho.wait()
+            honcho.send_signal(signal.SIGINT)
+            try:
+                honcho.wait(30)
+            except subprocess.TimeoutExpired:
+                honcho.kill()
         if broker is not None:
             broker.stop()
             log.info("Kafka stopped")

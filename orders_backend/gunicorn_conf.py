@@ -14,6 +14,7 @@ worker_class = "gthread"
 threads = _settings.threads
 timeout = 30
 graceful_timeout = 10
+control_socket_disable = True  # several gunicorns run side by side here
 accesslog = None
 errorlog = "-"
 loglevel = _settings.log_level.lower()
