@@ -56,6 +56,9 @@ def _strip(value: str) -> str:
     return value.strip()
 
 
+# Any timezone is accepted on input; every time is held and written in UTC.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(UTC))]
+
 ProductName = Annotated[str, AfterValidator(_strip), Field(min_length=1, max_length=200)]
 
 
@@ -129,7 +132,7 @@ class Event(BaseModel):
 
     schema_version: int = SCHEMA_VERSION
     event_id: UUID = Field(default_factory=uuid4)
-    occurred_at: AwareDatetime = Field(default_factory=utcnow)
+    occurred_at: UtcDatetime = Field(default_factory=utcnow)
 
     def to_bytes(self) -> bytes:
         return self.model_dump_json().encode()
@@ -152,7 +155,7 @@ class OrderPlaced(Event):
     order_details: OrderDetails
     total: Decimal
     payment: PaymentSummary | None = None
-    time: AwareDatetime
+    time: UtcDatetime
 
 
 Status = Literal["confirmed", "rejected"]

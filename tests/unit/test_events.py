@@ -157,8 +157,7 @@ def test_order_placed_round_trips_equal() -> None:
 
 
 def test_events_ignore_unknown_fields() -> None:
-    wire = json.loads(placed().to_bytes())
+    order = placed()
+    wire = json.loads(order.to_bytes())
     wire["added_in_v2"] = {"anything": True}
-    assert OrderPlaced.model_validate_json(json.dumps(wire)) == placed().model_copy(
-        update={"event_id": OrderPlaced.model_validate(wire).event_id,
-                "occurred_at": OrderPlaced.model_validate(wire).occurred_at})
+    assert OrderPlaced.model_validate_json(json.dumps(wire)) == order
