@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 
@@ -17,7 +21,7 @@ from orderflow.kafka_io import make_producer, read_topic
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ANALYTICS_RESULT, ORDER_CONFIRMED, ORDER_DETAILS, ORDER_EMAIL_SENT
 from orders_backend.orders import place
-from tests.support import ServiceProcess, SmtpSink, read_models, service_env, wait_until
+from tests.support import ServiceProcess, SmtpSink, free_port, read_models, service_env, wait_until
 
 pytestmark = pytest.mark.integration
 CONSUMERS = ("transactions_backend", "email_backend", "analytics_backend")
@@ -60,15 +64,29 @@ class Feeder(threading.Thread):
 
 
 class Pipeline:
-    def __init__(self, settings: KafkaSettings, smtp: SmtpSink, logs: Path) -> None:
+    """The three consumers as processes (optionally more analytics replicas and the orders API)."""
+
+    def __init__(self, settings: KafkaSettings, smtp: SmtpSink, logs: Path, *, analytics_replicas: int = 1,
+                 api: bool = False) -> None:
         self.settings = settings
+        self.api_port = free_port()
         env = service_env(settings, EMAIL_SMTP_PORT=str(smtp.port), EMAIL_BACKOFF_SECONDS="0.2",
-                          EMAIL_ATTEMPTS="8", LOG_LEVEL="WARNING")
+                          EMAIL_ATTEMPTS="8", ORDERS_PORT=str(self.api_port), ORDERS_HOST="127.0.0.1",
+                          ORDERS_PUBLISH_TIMEOUT_SECONDS="2")
         self.services = {m: ServiceProcess(m, env, logs) for m in CONSUMERS}
+        for i in range(1, analytics_replicas):
+            self.services[f"analytics_backend_{i}"] = ServiceProcess(
+                "analytics_backend", {**env, "KAFKA_REPLICA_ID": f"{settings.replica_id}-{i}"}, logs,
+                name=f"analytics_backend_{i}")
+        if api:
+            self.services["orders_backend"] = ServiceProcess("orders_backend", env, logs)
+        self.api = f"http://127.0.0.1:{self.api_port}"
 
     def __enter__(self) -> Pipeline:
         for s in self.services.values():
             s.start()
+        if "orders_backend" in self.services:
+            wait_until(lambda: post_status(self.api + "/healthz", None) == 200, 60, what="orders API")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -96,6 +114,19 @@ class Pipeline:
     def counted(self) -> int:
         totals = self.totals()
         return int(totals.orders_count + totals.rejected_count)
+
+
+def post_status(url: str, body: object) -> int:
+    """POST ``body`` as JSON (or GET when None); the status code, whatever it is."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
 
 
 def assert_exactly_once(pipeline: Pipeline, orders: list[OrderPlaced], smtp: SmtpSink, email_crashes: int) -> None:
@@ -154,14 +185,23 @@ def test_broker_stopped_and_restarted_mid_stream(own_broker, smtp_sink: SmtpSink
     broker, settings = own_broker
     orders = make_orders(2000)
     feeder = Feeder(settings, orders, per_second=300)
-    with Pipeline(settings, smtp_sink, logs_dir) as pipeline:
+    seed = {"user_id": 1, "user_email": "a@example.com", "order_details": {"price": 5}}
+    with Pipeline(settings, smtp_sink, logs_dir, api=True) as pipeline:
         feeder.start()
         wait_until(lambda: pipeline.count(ORDER_CONFIRMED) >= 500, 120, what="stream under way")
         broker.stop()
-        time.sleep(5)
+        started = time.monotonic()
+        statuses = [post_status(pipeline.api + "/order", {**seed, "order_id": f"down-{i}"}) for i in range(3)]
+        took = time.monotonic() - started
+        assert statuses == [503] * 3, "no 2xx while the broker is down"
+        assert took < 15, f"503s should come within the publish timeout, took {took:.1f}s for 3"
+        time.sleep(2)
         broker.start()
+        wait_until(lambda: post_status(pipeline.api + "/order", {**seed, "order_id": "back-1"}) == 201, 60,
+                   what="the API accepting orders again")
         feeder.join(180)
         assert feeder.error is None and not feeder.is_alive()
+        orders.append(place(OrderRequest.model_validate({**seed, "order_id": "back-1"}), utcnow()))
         assert_exactly_once(pipeline, orders, smtp_sink, email_crashes=0)
         assert all(s.alive() for s in pipeline.services.values()), "every consumer waited the outage out"
 
@@ -176,4 +216,32 @@ def test_smtp_refusing_for_a_while_then_accepting(kafka_settings: KafkaSettings,
         time.sleep(3)
         assert smtp_sink.received() == []
         smtp_sink.refuse = False
+        assert_exactly_once(pipeline, orders, smtp_sink, email_crashes=0)
+
+
+def test_duplicate_posts_sequential_and_concurrent_are_one_order(kafka_settings: KafkaSettings,
+                                                                 smtp_sink: SmtpSink, logs_dir: Path) -> None:
+    body = {"user_id": 3, "order_id": "dup-1", "user_email": "dup@example.com", "order_details": {"price": 42}}
+    racing = {**body, "order_id": "dup-2"}
+    with Pipeline(kafka_settings, smtp_sink, logs_dir, api=True) as pipeline:
+        assert [post_status(pipeline.api + "/order", body) for _ in range(3)] == [201, 200, 200]
+        with ThreadPoolExecutor(10) as pool:
+            statuses = list(pool.map(lambda _: post_status(pipeline.api + "/order", racing), range(10)))
+        assert set(statuses) <= {200, 201} and 201 in statuses, statuses
+        orders = [place(OrderRequest.model_validate(b), utcnow()) for b in (body, racing)]
+        assert_exactly_once(pipeline, orders, smtp_sink, email_crashes=0)
+
+
+def test_two_analytics_replicas_keep_global_totals_exact_when_one_dies(
+        kafka_settings: KafkaSettings, smtp_sink: SmtpSink, logs_dir: Path) -> None:
+    orders = make_orders(2000)
+    feeder = Feeder(kafka_settings, orders, per_second=250)
+    with Pipeline(kafka_settings, smtp_sink, logs_dir, analytics_replicas=2) as pipeline:
+        feeder.start()
+        wait_until(lambda: pipeline.counted() >= 600, 120, what="both replicas counting")
+        logs = {name: s.log() for name, s in pipeline.services.items() if name.startswith("analytics")}
+        owned = [log.rsplit("owns partitions", 1)[-1].split("\n", 1)[0] for log in logs.values()]
+        assert all("[]" not in o for o in owned) and len(owned) == 2, f"partitions split between replicas: {owned}"
+        pipeline.services["analytics_backend_1"].kill()  # not restarted: the other replica takes over
+        feeder.join(60)
         assert_exactly_once(pipeline, orders, smtp_sink, email_crashes=0)
