@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from decimal import Decimal
 
 import pytest
@@ -10,6 +11,7 @@ from analytics_backend.aggregate import fold_all, merge
 from analytics_backend.main import RunningTotals
 from email_backend.mailer import Mailer
 from email_backend.main import Confirmations
+from orderflow.dlq import dead_letters, describe, replay
 from orderflow.events import AnalyticsSnapshot, EmailOutcome, OrderPlaced, OrderRequest, OrderVerdict, utcnow
 from orderflow.kafka_io import read_topic
 from orderflow.settings import KafkaSettings
@@ -129,3 +131,38 @@ def test_email_stage_sends_one_email_per_confirmed_order(kafka_settings: KafkaSe
     assert {m["Message-ID"] for m in received} == {f"<order-o{i}@example.com>" for i in range(12) if i != 3}
     outcomes = read_models(kafka_settings, outcomes_topic, EmailOutcome)
     assert len(outcomes) == 11 and all(o.status == "sent" and o.attempts == 1 for o in outcomes)
+
+
+def test_poison_in_order_confirmed_is_dead_lettered_by_each_stage_that_reads_it(
+        kafka_settings: KafkaSettings, smtp_sink: SmtpSink) -> None:
+    good = [OrderVerdict(order_id=o.order_id, status="confirmed", order=o) for o in (order(i) for i in range(5))]
+    poison = [("bad-1", b"\x00\x01 not json"), ("bad-2", b'{"order_id": "bad-2", "status": "maybe"}')]
+    produce(kafka_settings, kafka_settings.topic(ORDER_CONFIRMED),
+            poison[:1] + [(v.order_id, v.to_bytes()) for v in good] + poison[1:])
+    mailer = Mailer("127.0.0.1", smtp_sink.port, attempts=1)
+    email = Stage(name="email", settings=kafka_settings, input_topic=kafka_settings.topic(ORDER_CONFIRMED),
+                  model=OrderVerdict, group_id=kafka_settings.group("email"),
+                  processor=Confirmations(kafka_settings, mailer, sender="s@example.com", domain="example.com"))
+    with StageThread(email), StageThread(analytics_stage(kafka_settings)):
+        for group in ("email", "analytics"):
+            wait_until(lambda g=group: drained(kafka_settings, kafka_settings.group(g),  # type: ignore[misc]
+                                               kafka_settings.topic(ORDER_CONFIRMED)), 60, what=f"{group} drained")
+    dead = list(read_topic(kafka_settings, kafka_settings.topic(dlq(ORDER_CONFIRMED))))
+    by_group = Counter(dict(r.headers)["consumer_group"].decode() for r in dead)
+    assert by_group == {kafka_settings.group("email"): 2, kafka_settings.group("analytics"): 2}
+    assert {r.value for r in dead} == {v for _, v in poison}
+    assert sorted(m["X-Order-Id"] for m in smtp_sink.received()) == [v.order_id for v in good]
+
+
+def test_dead_letters_can_be_listed_and_replayed_once(kafka_settings: KafkaSettings) -> None:
+    produce(kafka_settings, kafka_settings.topic(ORDER_DETAILS), [("x1", b"{truncated"), ("o1", order(1).to_bytes())])
+    with StageThread(transactions_stage(kafka_settings)):
+        wait_until(lambda: drained(kafka_settings, kafka_settings.group("transactions"),
+                                   kafka_settings.topic(ORDER_DETAILS)), 60, what="input committed")
+    listed = [describe(r) for r in dead_letters(kafka_settings, ORDER_DETAILS)]
+    assert len(listed) == 1 and listed[0]["key"] == "x1" and "json_invalid" in listed[0]["error"]
+    assert listed[0]["source"].startswith(kafka_settings.topic(ORDER_DETAILS))
+    assert replay(kafka_settings, ORDER_DETAILS) == 1
+    assert replay(kafka_settings, ORDER_DETAILS) == 0, "a dead letter is replayed once"
+    replayed = [r for r in read_topic(kafka_settings, kafka_settings.topic(ORDER_DETAILS)) if r.key == b"x1"]
+    assert len(replayed) == 2 and dict(replayed[1].headers)["replayed_from"] == b"0/0"
