@@ -160,8 +160,15 @@ class LocalKafka:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 raise RuntimeError(f"Kafka exited with {self.process.returncode}; see {self.data_dir}/kafka.out")
+            # Wait for the port first: a client that meets a closed port backs off for seconds.
             try:
-                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=3000)
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+            except OSError:
+                time.sleep(0.1)
+                continue
+            try:
+                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=3000,
+                                         reconnect_backoff_max_ms=500)
                 try:
                     admin.list_topics()
                     return
