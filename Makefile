@@ -21,10 +21,15 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
-kafka: system-deps venv ## Apache Kafka's jars from Maven Central (cached)
+kafka: venv ## Java, Maven and Apache Kafka's jars from Maven Central (cached), unless KAFKA_BOOTSTRAP_SERVERS is set
+ifeq ($(KAFKA_BOOTSTRAP_SERVERS),)
+	@scripts/ensure-system-deps.sh
 	@$(BIN)/python -m orderflow.localkafka fetch
+else
+	@echo "using the Kafka cluster at $(KAFKA_BOOTSTRAP_SERVERS): nothing to provision"
+endif
 
-setup: system-deps venv kafka ## everything the commands below need
+setup: venv kafka ## everything the commands below need
 
 run: setup ## start Kafka and all five services; Ctrl-C stops them
 	$(BIN)/python -m orderflow.devstack
