@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from analytics_backend.aggregate import fold_all
+from orderflow import metrics
 from orderflow.events import AnalyticsSnapshot, OrderVerdict, Totals
 from orderflow.kafka_io import ensure_topics, read_topic
 from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
@@ -22,6 +24,8 @@ from orderflow.topics import ANALYTICS_GROUP, ANALYTICS_RESULT, ORDER_CONFIRMED
 
 class Settings(ConsumerServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ANALYTICS_")
+
+    metrics_port: int = Field(9103, ge=0, le=65535, description="Prometheus /metrics on this port; 0: off")
 
 
 def scope(partition: int) -> str:
@@ -63,6 +67,7 @@ class RunningTotals:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
+    metrics.serve(settings.metrics_port, metrics.STAGE)
     ensure_topics(settings.kafka)
     Stage(
         name="analytics_backend", settings=settings.kafka, input_topic=settings.kafka.topic(ORDER_CONFIRMED),

@@ -17,6 +17,7 @@ from pydantic_settings import SettingsConfigDict
 
 from email_backend.mailer import Mailer
 from email_backend.render import render
+from orderflow import metrics
 from orderflow.events import EmailOutcome, EmailSent, OrderVerdict
 from orderflow.kafka_io import ensure_topics, make_producer, read_topic
 from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
@@ -39,6 +40,7 @@ class Settings(ConsumerServiceSettings):
     message_id_domain: str = "shop.example"
     attempts: int = Field(6, ge=1)
     backoff_seconds: float = Field(0.5, ge=0, description="first retry delay; doubles each time")
+    metrics_port: int = Field(9102, ge=0, le=65535, description="Prometheus /metrics on this port; 0: off")
 
 
 class Confirmations:
@@ -96,7 +98,8 @@ class Confirmations:
         recorded.add(verdict.order_id)
         already = self.sent.setdefault(partition, {}).get(verdict.order_id)
         if already is not None:
-            log.info("order %s email was sent before a restart; recording it, not resending", verdict.order_id)
+            log.info("order %s email was sent before a restart; recording it, not resending", verdict.order_id,
+                     extra={"order_id": verdict.order_id, "status": "sent"})
             return EmailOutcome(order_id=verdict.order_id, status="sent", recipient=verdict.order.user_email,
                                 message_id=already.message_id, attempts=already.attempts)
         msg = render(verdict, sender=self.sender, domain=self.domain)
@@ -106,10 +109,14 @@ class Confirmations:
             self.sent[partition][verdict.order_id] = note
             # Acknowledged before the next email, so a crash can repeat at most the email in flight.
             self._sent_log().send(self.log_topic, key=verdict.order_id.encode(), value=note.to_bytes()).get(30)
-        log.info("order %s email %s after %d attempt(s)", verdict.order_id, "sent" if delivery.ok else "failed",
-                 delivery.attempts)
+        status = "sent" if delivery.ok else "failed"
+        (metrics.EMAILS_SENT if delivery.ok else metrics.EMAILS_FAILED).inc()
+        log.log(logging.INFO if delivery.ok else logging.WARNING, "order %s email %s after %d attempt(s)",
+                verdict.order_id, status, delivery.attempts,
+                extra={"order_id": verdict.order_id, "status": status, "attempts": delivery.attempts,
+                       "error": delivery.error})
         return EmailOutcome(
-            order_id=verdict.order_id, status="sent" if delivery.ok else "failed",
+            order_id=verdict.order_id, status=status,
             recipient=verdict.order.user_email, message_id=str(msg["Message-ID"]),
             attempts=delivery.attempts, error=delivery.error,
         )
@@ -118,6 +125,7 @@ class Confirmations:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
+    metrics.serve(settings.metrics_port, metrics.STAGE, metrics.EMAIL)
     ensure_topics(settings.kafka)
     mailer = Mailer(
         settings.smtp_host, settings.smtp_port, username=settings.smtp_username,

@@ -107,8 +107,20 @@ class CardPayment(Contract):
     expiry: Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])/\d{2}$", examples=["12/29"])]
 
 
+# The example order of the OpenAPI document (no order_id: each try is a new order).
+ORDER_EXAMPLE = {
+    "user_id": "u-42",
+    "user_email": "ada@example.com",
+    "order_details": {"items": [{"product": "Oak chair", "quantity": 4, "unit_price": "89.90"},
+                                {"product": "Dining table", "quantity": 1, "unit_price": "449.00"}]},
+    "payment": {"card_number": "4111 1111 1111 1111", "expiry": "12/35"},
+}
+
+
 class OrderRequest(Contract):
     """Body of ``POST /order``. ``order_id`` may be omitted: the server then makes one."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [ORDER_EXAMPLE]})
 
     user_id: Identifier
     order_id: Identifier | None = None

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import logging
 import socket
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from pythonjsonlogger.json import JsonFormatter
 
 
 class KafkaSettings(BaseSettings):
@@ -38,12 +40,35 @@ class ConsumerServiceSettings(BaseSettings):
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     log_level: str = "INFO"
     health_file: str | None = Field(None, description="touched after every loop turn (liveness)")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics on this port; 0: off")
 
 
-def configure_logging(level: str, client_level: str = "WARNING") -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s",
-    )
+LogFormat = Literal["json", "text"]
+
+
+class LogSettings(BaseSettings):
+    """``LOG_FORMAT``, one for every service: ``json`` (one object per line) or ``text``."""
+
+    model_config = SettingsConfigDict(env_prefix="LOG_")
+
+    format: LogFormat = "json"
+
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+
+
+def log_formatter(fmt: LogFormat) -> logging.Formatter:
+    """JSON: time (UTC), level, logger, process, message, and every ``extra=`` field such as ``order_id``."""
+    if fmt == "text":
+        return logging.Formatter(TEXT_FORMAT)
+    return JsonFormatter("{levelname}{name}{process}{message}", style="{", timestamp="time",
+                         rename_fields={"levelname": "level", "name": "logger"})
+
+
+def configure_logging(level: str, client_level: str = "WARNING", fmt: LogFormat | None = None) -> None:
+    """Root logging to stderr in ``fmt`` (default: ``LOG_FORMAT``); a no-op once configured."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(log_formatter(fmt or LogSettings().format))
+    logging.basicConfig(level=level.upper(), handlers=[handler])
     # kafka-python reports every reconnect at INFO; our own loop says what matters.
     logging.getLogger("kafka").setLevel(client_level)

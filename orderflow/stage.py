@@ -24,6 +24,7 @@ from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError
 from pydantic import BaseModel, ValidationError
 
+from orderflow import metrics
 from orderflow.kafka_io import Record, make_consumer, make_producer
 from orderflow.settings import KafkaSettings
 from orderflow.topics import dlq
@@ -31,6 +32,7 @@ from orderflow.topics import dlq
 log = logging.getLogger(__name__)
 
 M = TypeVar("M", bound=BaseModel)
+LAG_INTERVAL_SECONDS = 5.0  # how often the consumer_lag gauge is refreshed
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,8 @@ class Stage(Generic[M]):
         self.consumer: Any = None
         self.producer: Any = None
         self.rebalance = _Rebalance(self)
+        self._lag_due = 0.0
+        self._lag_partitions: set[int] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
     def run(self) -> None:
@@ -172,6 +176,7 @@ class Stage(Generic[M]):
         polled = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms,
                                     max_records=self.settings.max_batch)
         self._heartbeat()
+        self._observe_lag()
         records = [Record.of(r) for batch in polled.values() for r in batch]
         try:
             fresh = self.rebalance.take()
@@ -185,7 +190,7 @@ class Stage(Generic[M]):
         except ProducerFencedError:
             log.error("%s: fenced by a newer replica with the same transactional id; exiting", self.name)
             raise
-        except KafkaError as exc:
+        except (KafkaError, TimeoutError) as exc:  # TimeoutError: a restore read
             log.warning("%s: batch failed (%s); rewinding to the last commit", self.name, exc)
             self._recover()
 
@@ -194,7 +199,10 @@ class Stage(Generic[M]):
         good = [p for p in parsed if isinstance(p, Inbound)]
         outputs = [p for p in parsed if isinstance(p, Output)]
         for out in outputs:
-            log.warning("%s: dead-lettered %s", self.name, dict(out.headers).get("error", b"").decode()[:200])
+            head = dict(out.headers)
+            log.warning("%s: dead-lettered %s@%s: %s", self.name, head["source_topic"].decode(),
+                        head["source_offset"].decode(), head["error"].decode()[:200],
+                        extra={"order_id": out.key, "dlq_topic": out.topic})
         outputs += self.processor.process(good) if good else []
         offsets = {}
         for r in records:
@@ -203,11 +211,15 @@ class Stage(Generic[M]):
             self.producer.begin_transaction()
             self._send(outputs)
             self.producer.send_offsets_to_transaction(offsets, self.consumer.group_metadata())
-            self.producer.commit_transaction()
+            with metrics.COMMIT_SECONDS.labels(self.name).time():
+                self.producer.commit_transaction()
         else:
             self._send(outputs)
-            self.producer.flush()
-            self.consumer.commit(offsets)
+            with metrics.COMMIT_SECONDS.labels(self.name).time():
+                self.producer.flush()
+                self.consumer.commit(offsets)
+        metrics.RECORDS_PROCESSED.labels(self.name).inc(len(records))
+        metrics.DEAD_LETTERS.labels(self.name).inc(len(records) - len(good))
         if self.on_batch:
             self.on_batch(len(records))
 
@@ -237,7 +249,7 @@ class Stage(Generic[M]):
                 return
             except ProducerFencedError:
                 raise
-            except KafkaError as exc:
+            except (KafkaError, TimeoutError) as exc:  # TimeoutError: a restore read
                 log.warning("%s: recovery failed (%s); retrying in %.1fs", self.name, exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, 10)
@@ -256,6 +268,26 @@ class Stage(Generic[M]):
                 else:
                     self.consumer.seek_to_beginning(tp)
         log.info("%s: owns partitions %s", self.name, sorted(partitions))
+
+    def _observe_lag(self) -> None:
+        """Every few seconds: highwater (known from the last fetch, no request) minus position, per partition."""
+        now = time.monotonic()
+        if now < self._lag_due:
+            return
+        self._lag_due = now + LAG_INTERVAL_SECONDS
+        owned = set()
+        try:
+            for tp in self.consumer.assignment():
+                high, position = self.consumer.highwater(tp), self.consumer.position(tp, timeout_ms=0)
+                if high is not None and position is not None:
+                    metrics.CONSUMER_LAG.labels(self.name, tp.topic, str(tp.partition)).set(max(0, high - position))
+                    owned.add(tp.partition)
+        except KafkaError as exc:  # a metric is not worth a rewind; the next turn says more
+            log.debug("%s: lag not measured (%s)", self.name, exc)
+            return
+        for gone in self._lag_partitions - owned:
+            metrics.CONSUMER_LAG.remove(self.name, self.input_topic, str(gone))
+        self._lag_partitions = owned
 
     def _heartbeat(self) -> None:
         if self.health_file is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from uuid import uuid4
 
+from pydantic import ValidationError
+
 from orderflow.events import CardPayment, OrderPlaced, OrderRequest, PaymentSummary
 
 
@@ -43,3 +45,11 @@ def same_order(a: OrderPlaced, b: OrderPlaced) -> bool:
     """Whether two placements describe the same order (what the customer asked for, not when)."""
     fields = {"order_id", "user_id", "user_email", "order_details", "total", "payment"}
     return a.model_dump(include=fields) == b.model_dump(include=fields)
+
+
+def field_errors(exc: ValidationError) -> list[dict[str, str]]:
+    """Each problem as ``{field, message, type}``, the field as a dotted path (``(body)`` for the whole)."""
+    return [
+        {"field": ".".join(str(p) for p in err["loc"]) or "(body)", "message": err["msg"], "type": err["type"]}
+        for err in exc.errors(include_url=False, include_input=False)
+    ]

@@ -20,3 +20,9 @@ class Settings(BaseSettings):
     publish_timeout_seconds: float = Field(5.0, gt=0, description="wait for the broker's ack this long")
     retry_after_seconds: int = Field(5, ge=1, description="Retry-After on 503")
     log_level: str = "INFO"
+    cors_origins: str = Field("", description="comma-separated origins allowed to call the API from a browser; "
+                              "empty: CORS off")
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]

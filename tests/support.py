@@ -131,6 +131,8 @@ def service_env(settings: KafkaSettings, **extra: str) -> dict[str, str]:
         "KAFKA_PARTITIONS": str(settings.partitions),
         "KAFKA_REPLICA_ID": settings.replica_id,
         "KAFKA_EXACTLY_ONCE": str(settings.exactly_once).lower(),
+        # No fixed metrics ports: tests run several replicas and several sessions side by side.
+        "TRANSACTIONS_METRICS_PORT": "0", "EMAIL_METRICS_PORT": "0", "ANALYTICS_METRICS_PORT": "0",
         **extra,
     }
 

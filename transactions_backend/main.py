@@ -9,6 +9,7 @@ from decimal import Decimal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from orderflow import metrics
 from orderflow.events import OrderPlaced
 from orderflow.kafka_io import ensure_topics, read_topic
 from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
@@ -24,6 +25,7 @@ class Settings(ConsumerServiceSettings):
 
     max_order_total: Decimal = Field(Decimal("10000.00"), gt=0)
     max_quantity_per_item: int = Field(100, ge=1)
+    metrics_port: int = Field(9101, ge=0, le=65535, description="Prometheus /metrics on this port; 0: off")
 
 
 class Verdicts:
@@ -51,12 +53,14 @@ class Verdicts:
             order = item.value
             seen = self.decided.setdefault(item.record.partition, set())
             if order.order_id in seen:
-                log.info("order %s already decided; skipping the repeat", order.order_id)
+                log.info("order %s already decided; skipping the repeat", order.order_id,
+                         extra={"order_id": order.order_id})
                 continue
             seen.add(order.order_id)
             verdict = decide(order, self.limits)
-            log.info("order %s %s%s", order.order_id, verdict.status,
-                     f" ({verdict.reason})" if verdict.reason else "")
+            metrics.VERDICTS.labels(verdict.status).inc()
+            log.info("order %s %s%s", order.order_id, verdict.status, f" ({verdict.reason})" if verdict.reason else "",
+                     extra={"order_id": order.order_id, "status": verdict.status, "reason": verdict.reason})
             outputs.append(Output(self.out_topic, order.order_id, verdict.to_bytes()))
         return outputs
 
@@ -64,6 +68,7 @@ class Verdicts:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
+    metrics.serve(settings.metrics_port, metrics.STAGE, metrics.TRANSACTIONS)
     ensure_topics(settings.kafka)
     limits = Limits(settings.max_order_total, settings.max_quantity_per_item)
     Stage(

@@ -1,0 +1,121 @@
+"""``GET /order/<order_id>``: one order and how far it got, read back from the topics.
+
+``order_details``, ``order_confirmed`` and ``order_email_sent`` are each followed by a
+``TopicTable`` (first value per ``order_id``, read-your-writes), started on the first lookup.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Literal
+
+from flask import Flask, Response, jsonify, request
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from spectree import Response as Documented
+from spectree import SpecTree
+
+from orderflow.events import EmailOutcome, OrderPlaced, OrderVerdict
+from orderflow.table import TableNotReady, TopicTable
+from orderflow.topics import ORDER_CONFIRMED, ORDER_EMAIL_SENT
+from orders_backend.apidoc import InvalidRequest, Problem
+from orders_backend.orders import field_errors
+from orders_backend.settings import Settings
+
+MAX_WAIT_SECONDS = 10.0
+POLL_SECONDS = 0.2
+Until = Literal["received", "decided", "emailed"]
+
+
+class LookupQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    wait: float = Field(0, ge=0, le=MAX_WAIT_SECONDS,
+                        description="seconds to wait, at most, for the order to reach `until`")
+    until: Until = Field("received", description="received: the order is stored; decided: confirmed or rejected; "
+                         "emailed: its email is sent or failed (a rejected order gets none)")
+
+
+class OrderStatus(BaseModel):
+    """An order as stored, its verdict (``received`` while there is none) and its email outcome."""
+
+    order: OrderPlaced
+    status: Literal["received", "confirmed", "rejected"]
+    reason: str | None = None
+    email: EmailOutcome | None = None
+
+
+def order_status(placed: bytes, verdict: bytes | None, email: bytes | None) -> OrderStatus:
+    """Pure: the three topics' values of one order_id, as one answer."""
+    decided = OrderVerdict.model_validate_json(verdict) if verdict is not None else None
+    return OrderStatus(
+        order=OrderPlaced.model_validate_json(placed),
+        status=decided.status if decided else "received",
+        reason=decided.reason if decided else None,
+        email=EmailOutcome.model_validate_json(email) if email is not None else None,
+    )
+
+
+def reached(status: OrderStatus | None, until: Until) -> bool:
+    if status is None:
+        return False
+    if until == "decided":
+        return status.status != "received"
+    if until == "emailed":
+        return status.email is not None or status.status == "rejected"
+    return True
+
+
+class OrderLookup:
+    def __init__(self, settings: Settings, placed: TopicTable) -> None:
+        self.timeout = settings.publish_timeout_seconds
+        self.placed = placed
+        self.verdicts = TopicTable(settings.kafka, settings.kafka.topic(ORDER_CONFIRMED))
+        self.emails = TopicTable(settings.kafka, settings.kafka.topic(ORDER_EMAIL_SENT))
+
+    def find(self, order_id: str) -> OrderStatus | None:
+        """The order's state as of now; raises ``TableNotReady`` when a topic cannot be read in time."""
+        key = order_id.encode()
+        placed = self.placed.get(key, self.timeout)
+        if placed is None:
+            return None
+        return order_status(placed, self.verdicts.get(key, self.timeout), self.emails.get(key, self.timeout))
+
+    def wait_for(self, order_id: str, until: Until, wait: float) -> OrderStatus | None:
+        """``find`` until the order reaches ``until`` or ``wait`` seconds pass; the last state seen."""
+        deadline = time.monotonic() + wait
+        while True:
+            status = self.find(order_id)
+            remaining = deadline - time.monotonic()
+            if reached(status, until) or remaining <= 0:
+                return status
+            time.sleep(min(POLL_SECONDS, remaining))
+
+    def close(self) -> None:
+        self.verdicts.close()
+        self.emails.close()
+
+
+def init_app(app: Flask, settings: Settings, placed: TopicTable, api: SpecTree) -> OrderLookup:
+    lookup = OrderLookup(settings, placed)
+
+    @app.get("/order/<order_id>")
+    @api.validate(query=LookupQuery, skip_validation=True, path_parameter_descriptions={"order_id": "the order's id"},
+                  resp=Documented(HTTP_200=OrderStatus, HTTP_404=Problem, HTTP_422=InvalidRequest,
+                                  HTTP_503=(Problem, "A topic could not be read in time; retry.")))
+    def get_order(order_id: str) -> Any:
+        """One order and its status across the topics (``?wait=`` seconds for a just-posted one)."""
+        try:
+            query = LookupQuery.model_validate(request.args.to_dict())
+        except ValidationError as exc:
+            return jsonify({"error": "Invalid query", "details": field_errors(exc)}), 422
+        try:
+            status = lookup.wait_for(order_id, query.until, query.wait)
+        except TableNotReady as exc:
+            response = jsonify({"error": "Service Unavailable", "message": f"cannot read the order's topics: {exc}"})
+            response.headers["Retry-After"] = str(settings.retry_after_seconds)
+            return response, 503
+        if status is None:
+            return jsonify({"error": "Not Found", "message": f"no order {order_id}"}), 404
+        return Response(status.model_dump_json(), status=200, mimetype="application/json")
+
+    return lookup
