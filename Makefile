@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps venv kafka run test test-unit lint bench clean
+.PHONY: help setup system-deps venv kafka browser run test test-unit lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,7 +34,10 @@ setup: venv kafka ## everything the commands below need
 run: setup ## start Kafka and all five services; Ctrl-C stops them
 	$(BIN)/python -m orderflow.devstack
 
-test: setup ## the whole suite: unit, integration (real broker), end to end
+browser: ## Debian's Chromium for the dashboard's browser test (apt-get when missing)
+	@scripts/ensure-chromium.sh
+
+test: setup browser ## the whole suite: unit, integration (real broker), end to end (browser too)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: venv ## the pure tests only, no broker
@@ -42,6 +45,18 @@ test-unit: venv ## the pure tests only, no broker
 
 lint: venv ## ruff
 	$(BIN)/ruff check .
+
+BENCH_ARGS ?=
+
+$(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
+	$(BIN)/pip install -q -e '.[bench]'
+	@touch $@
+
+bench: $(VENV)/.bench-installed ## figures against their ceilings on its own broker (~12 min, never in test); BENCH_ARGS=--quick
+	@scripts/ensure-system-deps.sh
+	@scripts/ensure-bench-tools.sh
+	@$(BIN)/python -m orderflow.localkafka fetch
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## remove the venv, jars, broker data and run files
 	rm -rf $(VENV) .kafka .run .pytest_cache

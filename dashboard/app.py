@@ -7,9 +7,12 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, render_template
 
+from dashboard import pages, stream
 from dashboard.feed import Feed
+from dashboard.lag import LagWatcher
 from dashboard.settings import Settings
 from dashboard.view import DashboardState
+from orderflow import metrics
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +27,11 @@ def create_app(settings: Settings | None = None, view: DashboardState | None = N
     never (``"off"``, for tests that fill ``view`` themselves).
     """
     settings = settings or Settings()
-    state = view if view is not None else DashboardState(max_orders=settings.max_orders)
-    feed = Feed(settings.kafka, state, history=settings.max_orders)
+    state = view if view is not None else DashboardState(max_orders=settings.max_orders,
+                                                         window_seconds=settings.chart_window_seconds)
+    lag = LagWatcher(settings.kafka, settings.lag_seconds) if settings.lag_seconds else None
+    feed = Feed(settings.kafka, state, history=settings.max_orders, lag=lag)
+    csp = f"{CSP}; connect-src 'self' {settings.orders_api_origin}"  # the shop page posts to the orders API
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["dashboard_feed"] = feed
@@ -37,13 +43,13 @@ def create_app(settings: Settings | None = None, view: DashboardState | None = N
 
     @app.after_request
     def headers(response: Response) -> Response:
-        response.headers["Content-Security-Policy"] = CSP
+        response.headers["Content-Security-Policy"] = csp
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
 
     @app.get("/")
     def index() -> str:
-        """The live page; its script fetches ``/api/state`` every ``refresh_ms``."""
+        """The live page; its script follows ``/api/stream`` (or polls ``/api/state`` every ``refresh_ms``)."""
         return render_template("index.html", refresh_ms=settings.refresh_ms, max_orders=settings.max_orders)
 
     @app.get("/api/state")
@@ -53,10 +59,18 @@ def create_app(settings: Settings | None = None, view: DashboardState | None = N
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    @app.get("/metrics")
+    def prometheus_metrics() -> Any:
+        """Prometheus metrics of this (single) worker."""
+        body, content_type = metrics.exposition()
+        return Response(body, headers={"Content-Type": content_type})
+
     @app.get("/healthz")
     def healthz() -> Any:
         """Liveness, and whether the reader is connected to Kafka."""
         kafka = "off" if settings.feed_mode == "off" else ("connected" if feed.connected else "unavailable")
-        return jsonify({"status": "ok", "kafka": kafka})
+        return jsonify({"status": "ok", "kafka": kafka, "streams": {"open": streams.open, "limit": streams.limit}})
 
+    streams = stream.init_app(app, feed, settings)
+    pages.init_app(app, feed, settings)
     return app

@@ -1,9 +1,11 @@
 """gunicorn settings for the dashboard, from ``DASHBOARD_*`` environment variables.
 
 One worker on purpose: the view is held in that process's memory, fed by one reader thread.
-Requests are served by the worker's threads (gthread).
+Requests are served by the worker's threads (gthread); an open live stream holds one of them, so
+``DASHBOARD_MAX_STREAMS`` stays below ``DASHBOARD_THREADS``.
 """
 
+import signal
 from typing import Any
 
 from dashboard.settings import Settings
@@ -40,6 +42,17 @@ def post_worker_init(worker: Any) -> None:
     feed = _feed(worker)
     if feed is not None and _settings.feed_mode != "off":
         feed.start()
+    # Live streams would hold a stopping worker for its whole graceful timeout: end them on SIGTERM.
+    streams = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("dashboard_streams")
+    if streams is not None:
+        stop_worker = signal.getsignal(signal.SIGTERM)
+
+        def stop(signum: int, frame: Any) -> None:
+            streams.close()
+            if callable(stop_worker):
+                stop_worker(signum, frame)
+
+        signal.signal(signal.SIGTERM, stop)
 
 
 def worker_exit(server: object, worker: Any) -> None:

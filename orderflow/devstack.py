@@ -22,6 +22,7 @@ from orderflow.settings import KafkaSettings, configure_logging
 
 log = logging.getLogger("devstack")
 CONSUMERS = ("transactions", "email", "analytics")
+METRICS_PORTS = {"transactions": 9101, "email": 9102, "analytics": 9103}  # the services' defaults
 
 
 def _answers(url: str) -> bool:
@@ -43,11 +44,19 @@ def wait_ready(env: dict[str, str], health_dir: Path, since: float, timeout: flo
     return False
 
 
+def metrics_urls(env: dict[str, str]) -> str:
+    ports = [env["ORDERS_PORT"], env["DASHBOARD_PORT"]]
+    ports += [env.get(f"{name.upper()}_METRICS_PORT", str(port)) for name, port in METRICS_PORTS.items()]
+    return " ".join(f"http://127.0.0.1:{port}/metrics" for port in ports if port != "0")
+
+
 def _interrupt(*_: object) -> None:
     raise KeyboardInterrupt
 
 
 def main() -> int:
+    # One console for people, here and in every service; LOG_FORMAT=json gives what deployed services log.
+    os.environ.setdefault("LOG_FORMAT", "text")
     configure_logging("INFO")
     started = time.time()
     env = dict(os.environ)
@@ -56,6 +65,10 @@ def main() -> int:
     env.setdefault("ORDERS_PORT", "5002")
     env.setdefault("DASHBOARD_PORT", "8050")
     env.setdefault("EMAIL_SMTP_PORT", "1025")
+    # The dashboard's shop page calls the API from the browser: allow its origin and tell it where the API is.
+    shop = [f"http://{host}:{env['DASHBOARD_PORT']}" for host in ("127.0.0.1", "localhost")]
+    env.setdefault("ORDERS_CORS_ORIGINS", ",".join(shop))
+    env.setdefault("DASHBOARD_ORDERS_API_URL", f"http://127.0.0.1:{env['ORDERS_PORT']}")
     health_dir = ROOT / ".run" / "health"
     for name in CONSUMERS:
         env.setdefault(f"{name.upper()}_HEALTH_FILE", str(health_dir / name))
@@ -75,7 +88,9 @@ def main() -> int:
             sys.stderr.write(
                 f"\n  Ready in {took:.1f}s\n"
                 f"  Orders API   http://127.0.0.1:{env['ORDERS_PORT']}/order  (POST JSON)\n"
-                f"  Dashboard    http://127.0.0.1:{env['DASHBOARD_PORT']}/\n"
+                f"  API docs     http://127.0.0.1:{env['ORDERS_PORT']}/docs\n"
+                f"  Dashboard    http://127.0.0.1:{env['DASHBOARD_PORT']}/  (shop: /shop, topics: /topics)\n"
+                f"  Metrics      {metrics_urls(env)}\n"
                 f"  Kafka        {env['KAFKA_BOOTSTRAP_SERVERS']}\n"
                 f"  SMTP catcher 127.0.0.1:{env['EMAIL_SMTP_PORT']} (mail in .run/mail)\n"
                 "  Ctrl-C stops everything.\n\n")

@@ -20,8 +20,8 @@ from orderflow.topics import TopicSpec, pipeline_topics
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "BrokerUnavailable", "KafkaError", "OffsetAndMetadata", "Record", "TopicPartition", "ensure_topics",
-    "make_consumer", "make_producer", "publish", "read_topic",
+    "BrokerUnavailable", "KafkaError", "OffsetAndMetadata", "Record", "TopicPartition", "ensure_topics", "group_lag",
+    "make_admin", "make_consumer", "make_producer", "publish", "read_topic",
 ]
 
 
@@ -54,6 +54,9 @@ def make_producer(settings: KafkaSettings, *, transactional_id: str | None = Non
         "acks": "all",
         "enable_idempotence": True,
         "linger_ms": 5,
+        # 64 KiB instead of 16: a stage's batch goes out in fewer, fuller batches and kafka-python wakes its
+        # I/O thread once per new batch (bench/tuning: transactions_backend +20 %, produce loop +30 %).
+        "batch_size": 64 * 1024,
         "allow_auto_create_topics": False,
         "client_id": f"orderflow-{settings.replica_id}",
     }
@@ -79,6 +82,12 @@ def make_consumer(settings: KafkaSettings, *, group_id: str | None, **overrides:
     return KafkaConsumer(**config)
 
 
+def make_admin(settings: KafkaSettings, **overrides: Any) -> KafkaAdminClient:
+    config: dict[str, Any] = {"bootstrap_servers": settings.bootstrap_servers.split(","),
+                              "client_id": f"orderflow-admin-{settings.replica_id}"}
+    return KafkaAdminClient(**{**config, **overrides})
+
+
 def publish(producer: KafkaProducer, topic: str, key: str, value: bytes, *, timeout: float,
             headers: list[tuple[str, bytes]] | None = None) -> tuple[int, int]:
     """Write one record and wait for the broker's acknowledgement; return (partition, offset)."""
@@ -99,7 +108,7 @@ def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec] | None = N
     deadline = time.monotonic() + timeout
     while True:
         try:
-            admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap_servers.split(","))
+            admin = make_admin(settings)
             break
         except KafkaError:
             if time.monotonic() > deadline:
@@ -152,3 +161,44 @@ def read_topic(settings: KafkaSettings, topic: str, *, partitions: Iterable[int]
             remaining = {tp for tp in remaining if consumer.position(tp) < end[tp]}
     finally:
         consumer.close()
+
+
+def group_lag(settings: KafkaSettings, group: str, topic: str, *, admin: Any = None, consumer: Any = None,
+              timeout_ms: int = 10_000) -> dict[int, int]:
+    """Per partition of ``topic``, how many records ``group`` has not committed yet: end offset − committed.
+
+    ``group`` and ``topic`` are the unprefixed names (``settings`` adds the prefix). A partition the group
+    never committed counts from its first retained offset. The end offset is the last stable one (this
+    consumer reads ``read_committed``), so an open transaction is not counted as lag. Clients are made
+    and closed here unless given (the dashboard reuses its own).
+    """
+    own_admin, own_consumer = admin is None, consumer is None
+    admin = make_admin(settings) if admin is None else admin
+    try:
+        consumer = make_consumer(settings, group_id=None) if consumer is None else consumer
+        name = settings.topic(topic)
+        tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name) or ())]
+        if not tps:
+            return {}
+        deadline = time.monotonic() + timeout_ms / 1000
+        while True:  # a fresh cluster answers "coordinator not available" while it makes its offsets topic
+            try:
+                committed = admin.list_group_offsets({settings.group(group): tps}).get(settings.group(group), {})
+                break
+            except KafkaError as exc:
+                if not exc.retriable or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        begin, end = consumer.beginning_offsets(tps, timeout_ms), consumer.end_offsets(tps, timeout_ms)
+        lag = {}
+        for tp in tps:
+            meta = committed.get(tp)
+            done = max(meta.offset if meta is not None else -1, begin[tp])
+            lag[tp.partition] = max(0, end[tp] - done)
+        return lag
+    finally:
+        if own_consumer and consumer is not None:
+            consumer.close(autocommit=False)
+        if own_admin:
+            admin.close()
+

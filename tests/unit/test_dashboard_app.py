@@ -28,7 +28,7 @@ EVIL = "<img src=x onerror=alert(1)>"
 
 
 def settings(**overrides: Any) -> Settings:
-    return Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"), **overrides)
+    return Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"), **{"lag_seconds": 0, **overrides})
 
 
 @pytest.fixture
@@ -49,7 +49,7 @@ def client(view: DashboardState) -> FlaskClient:
 def test_healthz(client: FlaskClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "kafka": "off"}
+    assert response.json == {"status": "ok", "kafka": "off", "streams": {"open": 0, "limit": 12}}
 
 
 def test_api_state_is_the_view_plus_the_feed_status(client: FlaskClient, view: DashboardState) -> None:
@@ -59,8 +59,11 @@ def test_api_state_is_the_view_plus_the_feed_status(client: FlaskClient, view: D
     body = response.json
     assert body is not None
     assert body["feed"] == {"running": False, "connected": False, "error": None, "applied": 0, "skipped": 0}
-    del body["feed"]
-    assert body == view.to_json()
+    expected = view.to_json()
+    for key in ("version", "since", "counts", "totals", "orders", "order_ids", "max_orders", "lag", "dead_letters"):
+        assert body[key] == expected[key], key
+    assert body["today"]["day"] == datetime.now(UTC).date().isoformat()  # "today" is the server's UTC day
+    assert len(body["charts"]["orders_per_second"]["t"]) == 300
     assert body["counts"]["rejected"] == 1 and body["orders"][0]["verdict"]["reason"] == EVIL
 
 
@@ -70,29 +73,44 @@ def test_page_has_stable_hooks_and_no_user_data(client: FlaskClient) -> None:
     html = response.text
     for name in ("received", "confirmed", "rejected", "emails-sent", "emails-failed", "revenue", "aov"):
         assert f'id="tile-{name}"' in html and f'data-testid="tile-{name}-value"' in html
+    for name in ("today", "dead-letters"):
+        assert f'data-testid="tile-{name}-value"' in html
     for hook in ('id="orders-body"', 'id="per-day-body"', 'id="feed-status"', 'data-refresh-ms="1500"',
-                 'data-state-url="/api/state"'):
+                 'data-state-url="/api/state"', 'data-stream-url="/api/stream"', 'id="chart-revenue"',
+                 'id="chart-rate"', 'id="lag-body"', 'id="dlq-list"', "vendor/uPlot.iife.min.js"):
         assert hook in html
     assert EVIL not in html and "o-1" not in html  # rows come from /api/state, through textContent
     assert response.headers["Content-Security-Policy"].startswith("default-src 'self'")
 
 
-@pytest.mark.parametrize("asset", ["dashboard.js", "dashboard.css"])
+@pytest.mark.parametrize("asset", ["dashboard.js", "dashboard.css", "common.js", "charts.js", "order.js", "shop.js",
+                                   "vendor/uPlot.iife.min.js", "vendor/uPlot.min.css"])
 def test_assets_are_served_locally(client: FlaskClient, asset: str) -> None:
     response = client.get(f"/static/{asset}")
     assert response.status_code == 200 and len(response.data) > 500
     response.close()
 
 
-@pytest.mark.parametrize("path", [*STATIC.iterdir(), *TEMPLATES.iterdir()], ids=lambda p: p.name)
+ASSETS = sorted(p for p in [*STATIC.rglob("*"), *TEMPLATES.iterdir()] if p.suffix in (".js", ".css", ".html"))
+OUR_SCRIPTS = sorted(p for p in STATIC.glob("*.js"))
+
+
+@pytest.mark.parametrize("path", ASSETS, ids=lambda p: p.name)
 def test_no_external_assets(path: Path) -> None:
     assert not re.search(r"(src|href)=[\"']?(https?:)?//|@import|url\(\s*['\"]?(https?:)?//", path.read_text())
 
 
-def test_script_never_writes_markup() -> None:
-    script = (STATIC / "dashboard.js").read_text()
+@pytest.mark.parametrize("path", [*OUR_SCRIPTS, STATIC / "vendor" / "uPlot.iife.min.js"], ids=lambda p: p.name)
+def test_scripts_never_write_markup(path: Path) -> None:
+    script = path.read_text()
     assert not re.search(r"\.(innerHTML|outerHTML)\s*=|insertAdjacentHTML|document\.write", script)
-    assert "textContent" in script
+    if path.name in ("common.js", "dashboard.js", "shop.js", "order.js"):  # those that show user data
+        assert "textContent" in script or "setText" in script
+
+
+def test_vendored_chart_library_is_documented() -> None:
+    readme = (STATIC / "vendor" / "README.md").read_text()
+    assert "uplot@1.6.32" in readme and (STATIC / "vendor" / "uPlot.LICENSE").read_text().startswith("The MIT")
 
 
 @pytest.fixture
@@ -113,7 +131,7 @@ def test_feed_starts_on_first_request_not_before(failing_consumers: threading.Ev
     assert not feed.running and not failing_consumers.is_set()
     try:
         client = app.test_client()
-        assert client.get("/healthz").json == {"status": "ok", "kafka": "unavailable"}
+        assert client.get("/healthz").json["kafka"] == "unavailable"
         assert feed.running and failing_consumers.wait(5)
         assert client.get("/api/state").status_code == 200  # still answers while Kafka is away
     finally:
@@ -139,3 +157,6 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     loaded = Settings()
     assert (loaded.port, loaded.max_orders, loaded.host, loaded.kafka.topic_prefix) == (9100, 50, "0.0.0.0", "p.")
     assert create_app(loaded).extensions["dashboard_feed"].state.max_orders == 50
+    assert (loaded.threads, loaded.max_streams, loaded.orders_api_url) == (16, 12, "http://127.0.0.1:5002")
+    feed = create_app(loaded).extensions["dashboard_feed"]
+    assert feed.lag is not None and feed.lag.every == 5  # lag is measured unless DASHBOARD_LAG_SECONDS=0

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from dashboard.feed import Feed
+from dashboard.lag import LagWatcher
 from dashboard.view import DashboardState
 from orderflow.events import OrderDetails, OrderPlaced, OrderVerdict
 from orderflow.kafka_io import KafkaError, TopicPartition
@@ -22,8 +23,9 @@ from orderflow.settings import KafkaSettings
 from tests.support import wait_until
 
 KAFKA = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix="u.")
-DETAILS, CONFIRMED, EMAILS, ANALYTICS = (KAFKA.topic(t) for t in (
-    "order_details", "order_confirmed", "order_email_sent", "analytics_result"))
+DETAILS, CONFIRMED, EMAILS, ANALYTICS, DETAILS_DLQ, CONFIRMED_DLQ = (KAFKA.topic(t) for t in (
+    "order_details", "order_confirmed", "order_email_sent", "analytics_result", "order_details.dlq",
+    "order_confirmed.dlq"))
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class FakeRecord:
     partition: int
     offset: int
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp: int = 1_740_000_000_000
 
 
 def order(i: int) -> OrderPlaced:
@@ -86,21 +90,31 @@ class FakeConsumer:
         self.closed = True
 
 
+def dead_letter_headers(offset: int) -> tuple[tuple[str, bytes], ...]:
+    return (("error", f"not JSON #{offset}".encode()), ("source_topic", DETAILS.encode()),
+            ("source_partition", b"0"), ("source_offset", str(offset).encode()))
+
+
 def topic_log(details: Sequence[bytes | None], confirmed: Sequence[bytes | None] = (), emails: int = 0,
-              analytics: int = 0) -> dict[TopicPartition, list[FakeRecord]]:
+              analytics: int = 0, dead_letters: int = 0) -> dict[TopicPartition, list[FakeRecord]]:
     contents: dict[str, list[bytes | None]] = {
-        DETAILS: list(details), CONFIRMED: list(confirmed), EMAILS: [b"{}"] * emails, ANALYTICS: [b"{}"] * analytics}
-    return {TopicPartition(topic, 0): [FakeRecord(topic, 0, i, v) for i, v in enumerate(values)]
-            for topic, values in contents.items()}
+        DETAILS: list(details), CONFIRMED: list(confirmed), EMAILS: [b"{}"] * emails, ANALYTICS: [b"{}"] * analytics,
+        CONFIRMED_DLQ: []}
+    log = {TopicPartition(topic, 0): [FakeRecord(topic, 0, i, v) for i, v in enumerate(values)]
+           for topic, values in contents.items()}
+    log[TopicPartition(DETAILS_DLQ, 0)] = [FakeRecord(DETAILS_DLQ, 0, i, b"\xff", dead_letter_headers(i))
+                                           for i in range(dead_letters)]
+    return log
 
 
 @pytest.fixture
 def run_feed() -> Iterator[Callable[..., Feed]]:
     feeds: list[Feed] = []
 
-    def start(factory: Callable[[], Any], history: int = 200, backoff: tuple[float, float] = (0.01, 0.05)) -> Feed:
+    def start(factory: Callable[[], Any], history: int = 200, backoff: tuple[float, float] = (0.01, 0.05),
+              lag: LagWatcher | None = None) -> Feed:
         feed = Feed(KAFKA, DashboardState(), history=history, consumer_factory=factory, poll_timeout_ms=10,
-                    backoff=backoff)
+                    backoff=backoff, lag=lag)
         feeds.append(feed)
         feed.start()
         return feed
@@ -195,4 +209,19 @@ def test_stop_ends_the_thread_even_while_waiting_to_retry() -> None:
     feed.stop()
     assert not feed.running and time.monotonic() - started < 5
     assert feed.status()["error"] == "KafkaError: down"
+
+
+
+def test_dead_letters_are_counted_from_the_start_of_their_topics(run_feed: Callable[..., Feed]) -> None:
+    log = topic_log([order(i).to_bytes() for i in range(30)], dead_letters=12)
+    consumer = FakeConsumer(log)
+    feed = run_feed(lambda: consumer, history=5)  # history bounds the orders read back, not the dead letters
+    wait_until(lambda: feed.snapshot()["dead_letters"]["total"] == 12, 5, 0.01, "every dead letter counted")
+    assert consumer.seeks[TopicPartition(DETAILS_DLQ, 0)] == 0 and consumer.seeks[TopicPartition(DETAILS, 0)] == 25
+    dead = feed.snapshot()["dead_letters"]
+    assert dead["topics"] == {"order_details.dlq": 12}  # named without the prefix
+    assert dead["recent"][0] == {"topic": "order_details.dlq", "partition": 0, "offset": 11,
+                                 "at": "2025-02-19T21:20:00+00:00", "error": "not JSON #11",
+                                 "source": f"{DETAILS}[0]@11"}
+    assert feed.status()["skipped"] == 0  # dead letters are counted, not parsed
 

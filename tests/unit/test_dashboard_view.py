@@ -74,10 +74,11 @@ def test_confirmed_and_emailed_order_has_full_timeline() -> None:
     assert counts(state) == (1, 1, 0, 1, 0)
     [row] = state.to_json()["orders"]
     assert row == {
-        "order_id": "o1", "user_id": "u1", "total": "25.50", "currency": "USD",
+        "order_id": "o1", "user_id": "u1", "total": "25.50", "currency": "USD", "items": [], "more_items": 0,
         "received_at": "2025-03-01T09:00:00+00:00", "stage": "emailed",
-        "verdict": {"status": "confirmed", "reason": None, "at": "2025-03-01T09:00:01+00:00"},
-        "email": {"status": "sent", "error": None, "attempts": 1, "at": "2025-03-01T09:00:02+00:00"},
+        "verdict": {"status": "confirmed", "reason": None, "at": "2025-03-01T09:00:01+00:00", "took_ms": 1000},
+        "email": {"status": "sent", "error": None, "attempts": 1, "at": "2025-03-01T09:00:02+00:00",
+                  "took_ms": 1000},
     }
 
 
@@ -99,7 +100,7 @@ def test_failed_email_is_counted_apart() -> None:
     [row] = state.to_json()["orders"]
     assert row["stage"] == "email_failed"
     assert row["email"] == {"status": "failed", "error": "451 try later", "attempts": 3,
-                            "at": "2025-03-01T09:00:02+00:00"}
+                            "at": "2025-03-01T09:00:02+00:00", "took_ms": 1000}
 
 
 @pytest.mark.parametrize("order_of_arrival", list(itertools.permutations(range(3))), ids=str)

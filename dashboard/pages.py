@@ -1,0 +1,91 @@
+"""The dashboard's other pages: one order's timeline, the topic view and the shop.
+
+All read-only: nothing here writes to Kafka or changes the dashboard (the shop page's form posts
+to the orders API, from the browser). Every value a user gave goes through Jinja's autoescaping.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Flask, jsonify, render_template
+
+from dashboard.catalogue import CATALOGUE
+from dashboard.feed import Feed
+from dashboard.settings import Settings
+from orderflow.kafka_io import KafkaError, Record
+from orderflow.peek import peek_topics
+from orderflow.topics import pipeline_topics
+
+log = logging.getLogger(__name__)
+
+TOPIC_MESSAGES = 5  # newest records shown per topic
+VALUE_CHARS = 4000  # longer values are cut on the topic page
+
+
+def shown_value(raw: bytes | None) -> tuple[str, str]:
+    """(kind, text): pretty JSON when the value is JSON, else text, else hex; cut at ``VALUE_CHARS``."""
+    if raw is None:
+        return "null", "(no value: a tombstone)"
+    try:
+        kind, text = "json", json.dumps(json.loads(raw), indent=2, ensure_ascii=False)
+    except (ValueError, UnicodeDecodeError):
+        try:
+            kind, text = "text", raw.decode()
+        except UnicodeDecodeError:
+            kind, text = "bytes", raw.hex(" ")
+    return kind, text if len(text) <= VALUE_CHARS else text[:VALUE_CHARS] + " …"
+
+
+def shown_record(r: Record) -> dict[str, Any]:
+    kind, text = shown_value(r.value)
+    return {"partition": r.partition, "offset": r.offset,
+            "key": None if r.key is None else r.key.decode("utf-8", "replace"),
+            "at": datetime.fromtimestamp(r.timestamp_ms / 1000, UTC).isoformat(timespec="seconds"),
+            "headers": [(k, v.decode("utf-8", "replace")) for k, v in r.headers], "kind": kind, "value": text}
+
+
+def init_app(app: Flask, feed: Feed, settings: Settings) -> None:
+    @app.get("/orders/<order_id>")
+    def order_page(order_id: str) -> Any:
+        """One order's timeline, from the dashboard's held orders (the latest ``max_orders``)."""
+        order = feed.order(order_id)
+        page = render_template("order.html", order=order, order_id=order_id, max_orders=settings.max_orders,
+                               refresh_ms=settings.refresh_ms)
+        return page, 200 if order is not None else 404
+
+    @app.get("/api/orders/<order_id>")
+    def api_order(order_id: str) -> Any:
+        """One held order as JSON; 404 while it is not (or no longer) among the held ones."""
+        order = feed.order(order_id)
+        if order is None:
+            return jsonify({"error": "Not Found", "message": f"not among the latest {settings.max_orders} orders"}), 404
+        response = jsonify(order)
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.get("/topics")
+    def topics_page() -> Any:
+        """Each of the pipeline's topics: partitions, offsets, the newest records (read from Kafka now)."""
+        kafka = settings.kafka
+        names = [spec.name for spec in pipeline_topics(kafka.partitions, kafka.topic_prefix)]
+        try:
+            peeks, error = peek_topics(kafka, names, last=TOPIC_MESSAGES), None
+        except (KafkaError, OSError) as exc:
+            log.warning("topic view: %s", exc)
+            peeks, error = [], f"{type(exc).__name__}: {exc}"
+        topics = [{"name": p.name, "offsets": sorted(p.offsets.items()),
+                   "records": [shown_record(r) for r in p.records],
+                   "first": sum(b for b, _ in p.offsets.values()), "end": sum(e for _, e in p.offsets.values())}
+                  for p in peeks]
+        page = render_template("topics.html", topics=topics, error=error, prefix=kafka.topic_prefix,
+                               last=TOPIC_MESSAGES)
+        return page, 503 if error else 200
+
+    @app.get("/shop")
+    def shop_page() -> Any:
+        """A small furniture shop whose form sends ``POST /order`` to the orders API from the browser."""
+        return render_template("shop.html", catalogue=CATALOGUE, orders_api_url=settings.orders_api_url)

@@ -1,0 +1,202 @@
+"""The dashboard and the shop page in a real browser (Debian's Chromium through Playwright) over the whole stack.
+
+Processes as in production: the orders API under gunicorn (CORS open to the dashboard's origin), the three
+consumer services, the dashboard (``python -m dashboard``), a real broker and a real SMTP server. Screenshots
+go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+
+from orderflow.kafka_io import ensure_topics
+from orderflow.settings import KafkaSettings
+from tests.support import ROOT, ServiceProcess, SmtpSink, free_port, service_env, wait_until
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARTIFACTS = ROOT / "test-artifacts"
+SLOW = 90_000  # ms: an order's whole trip through the pipeline, on a busy 2-core machine
+EVIL = "<script>alert(1)</script>"
+
+
+@dataclass
+class Stack:
+    api: str
+    dashboard: str
+    kafka: KafkaSettings
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"b{uuid.uuid4().hex[:10]}.",
+                          partitions=3, replica_id=uuid.uuid4().hex[:8])
+    ensure_topics(kafka)
+    smtp = SmtpSink(port=free_port())
+    smtp.start()
+    api, dashboard = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
+    env = service_env(kafka, ORDERS_HOST="127.0.0.1", ORDERS_PORT=api.rsplit(":", 1)[1], ORDERS_WORKERS="1",
+                      ORDERS_CORS_ORIGINS=dashboard, EMAIL_SMTP_PORT=str(smtp.port), EMAIL_BACKOFF_SECONDS="0.1",
+                      DASHBOARD_HOST="127.0.0.1", DASHBOARD_PORT=dashboard.rsplit(":", 1)[1],
+                      DASHBOARD_ORDERS_API_URL=api, DASHBOARD_LAG_SECONDS="1")
+    logs = tmp_path_factory.mktemp("logs")
+    services = [ServiceProcess(m, env, logs).start()
+                for m in ("orders_backend", "transactions_backend", "email_backend", "analytics_backend", "dashboard")]
+    try:
+        wait_until(lambda: _answers(f"{api}/healthz") and _answers(f"{dashboard}/healthz"), 90, what="the services")
+        yield Stack(api, dashboard, kafka)
+    finally:
+        codes = {s.name: s.stop() for s in services}
+        logs_tail = {s.name: s.log()[-2000:] for s in services}
+        smtp.stop()
+    assert all(code == 0 for code in codes.values()), (codes, logs_tail)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's Chromium is missing: run scripts/ensure-chromium.sh")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page_factory(browser: Browser) -> Iterator[tuple[BrowserContext, list[str]]]:
+    """A browser context and the messages of every dialog (alert, confirm) any of its pages opened."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    dialogs: list[str] = []
+    context.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    yield context, dialogs
+    context.close()
+
+
+def money(text: str) -> Decimal:
+    return Decimal(text.replace(",", ""))
+
+
+def shoot(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / name), full_page=True)
+
+
+def test_an_order_from_the_shop_shows_up_live_on_the_dashboard(stack: Stack,
+                                                                page_factory: tuple[BrowserContext, list[str]]) -> None:
+    context, dialogs = page_factory
+    dash = context.new_page()
+    dash.goto(f"{stack.dashboard}/")
+    expect(dash.get_by_test_id("feed-status")).to_have_text("live", timeout=SLOW)  # streaming, Kafka connected
+    revenue = dash.get_by_test_id("tile-revenue-value")
+    expect(revenue).not_to_have_text("–")
+    before = money(revenue.inner_text())
+    dash.evaluate("window.notReloaded = true")
+
+    shop = context.new_page()
+    shop.goto(f"{stack.dashboard}/shop")
+    shop.get_by_test_id("qty-oak-chair").fill("2")
+    shop.get_by_test_id("qty-reading-lamp").fill("1")
+    expect(shop.get_by_test_id("basket-total")).to_have_text("219.30")
+    shop.get_by_test_id("user_id").fill("u-browser")
+    shop.get_by_test_id("user_email").fill("not-an-email")
+    shop.get_by_test_id("place-order").click()
+    error = shop.get_by_test_id("error-user_email")
+    expect(error).to_be_visible(timeout=15_000)
+    expect(error).to_contain_text("email address")  # the API's 422 message, next to its field
+    expect(shop.get_by_test_id("user_email")).to_have_attribute("aria-invalid", "true")
+    expect(shop.get_by_test_id("result")).to_be_hidden()
+    shoot(shop, "shop-validation-error.png")
+
+    shop.get_by_test_id("user_email").fill("ada@example.com")
+    shop.get_by_test_id("place-order").click()
+    result = shop.get_by_test_id("result")
+    expect(result).to_be_visible(timeout=15_000)
+    expect(error).to_be_hidden()
+    order_id = shop.get_by_test_id("result-id").inner_text()
+    assert order_id and result.get_attribute("data-total") == "219.30"
+    shoot(shop, "shop-order-placed.png")
+
+    dash.bring_to_front()
+    row = dash.locator(f'#orders-body tr[data-order-id="{order_id}"]')
+    expect(row.locator('[data-step="received"]')).to_be_visible(timeout=SLOW)
+    expect(row.locator('[data-step="confirmed"]')).to_be_visible(timeout=SLOW)
+    expect(row.locator('[data-step="emailed"]')).to_be_visible(timeout=SLOW)
+    expect(row.locator('td[data-field="items"]')).to_have_text("Oak chair × 2, Reading lamp")
+    expect(revenue).to_have_text(f"{before + Decimal('219.30'):,.2f}", timeout=SLOW)
+    assert dash.evaluate("window.notReloaded") is True  # all of it without a reload
+    assert dash.evaluate("window.orderflowDashboard.mode") == "stream"
+    expect(dash.locator('#lag-body tr[data-service="email_backend"]')).to_be_visible(timeout=SLOW)
+    shoot(dash, "dashboard.png")
+
+    dash.goto(f"{stack.dashboard}/orders/{order_id}")
+    expect(dash.get_by_test_id("order-stage")).to_have_text("emailed")
+    expect(dash.locator('#order-timeline [data-step="emailed"]')).to_be_visible()
+    shoot(dash, "order.png")
+    assert dialogs == []
+
+
+def post_order(api: str, body: dict) -> None:  # type: ignore[type-arg]
+    request = urllib.request.Request(f"{api}/order", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=15) as response:
+        assert response.status == 201
+
+
+def test_without_event_source_the_page_polls(stack: Stack, page_factory: tuple[BrowserContext, list[str]]) -> None:
+    context, _ = page_factory
+    context.add_init_script("delete window.EventSource")  # an old browser, or a proxy that breaks streams
+    page = context.new_page()
+    page.goto(f"{stack.dashboard}/")
+    expect(page.get_by_test_id("feed-status")).to_have_text("live (polling)", timeout=SLOW)
+    order_id = f"poll-{uuid.uuid4().hex[:8]}"
+    post_order(stack.api, {"user_id": "u-poll", "order_id": order_id, "user_email": "poll@example.com",
+                           "order_details": {"price": "12.00"}})
+    row = page.locator(f'#orders-body tr[data-order-id="{order_id}"]')
+    expect(row.locator('[data-step="emailed"]')).to_be_visible(timeout=SLOW)
+    assert page.evaluate("window.orderflowDashboard.mode") == "polling"
+
+
+def test_markup_in_a_product_name_is_shown_as_text(stack: Stack,
+                                                   page_factory: tuple[BrowserContext, list[str]]) -> None:
+    context, dialogs = page_factory
+    order_id = f"xss-{uuid.uuid4().hex[:8]}"
+    post_order(stack.api, {"user_id": "u-xss", "order_id": order_id, "user_email": "xss@example.com",
+                           "order_details": {"items": [{"product": f"Chair {EVIL}", "quantity": 1,
+                                                        "unit_price": "5.00"}]}})
+
+    page = context.new_page()
+    page.goto(f"{stack.dashboard}/")
+    items = page.locator(f'#orders-body tr[data-order-id="{order_id}"] td[data-field="items"]')
+    expect(items).to_have_text(f"Chair {EVIL}", timeout=SLOW)
+    assert page.locator("#orders-body script").count() == 0
+
+    page.goto(f"{stack.dashboard}/orders/{order_id}")
+    expect(page.locator("#order-items-body td").first).to_have_text(f"Chair {EVIL}")
+    assert page.locator("main script").count() == 0
+
+    page.goto(f"{stack.dashboard}/topics")
+    details = page.locator(f'[data-topic="{stack.kafka.topic("order_details")}"] [data-testid="record-value"]')
+    expect(details.filter(has_text=EVIL)).to_have_count(1)
+    assert page.locator("main script").count() == 0
+    shoot(page, "topics.png")
+    assert dialogs == []
