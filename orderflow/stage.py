@@ -143,6 +143,7 @@ class Stage(Generic[M]):
         self.consumer: Any = None
         self.producer: Any = None
         self.rebalance = _Rebalance(self)
+        self._committed: dict[Any, int] = {}  # what this member last committed, per partition
         self._lag_due = 0.0
         self._lag_partitions: set[int] = set()
 
@@ -187,6 +188,8 @@ class Stage(Generic[M]):
                 self.resume_from_state(sorted(fresh))
             if records:
                 self._handle(records)
+            elif not fresh:
+                self._commit_past_markers()
         except ProducerFencedError:
             log.error("%s: fenced by a newer replica with the same transactional id; exiting", self.name)
             raise
@@ -207,6 +210,14 @@ class Stage(Generic[M]):
         offsets = {}
         for r in records:
             offsets[TopicPartition(r.topic, r.partition)] = OffsetAndMetadata(r.offset + 1, "", -1)
+        self._commit(outputs, offsets)
+        metrics.RECORDS_PROCESSED.labels(self.name).inc(len(records))
+        metrics.DEAD_LETTERS.labels(self.name).inc(len(records) - len(good))
+        if self.on_batch:
+            self.on_batch(len(records))
+
+    def _commit(self, outputs: list[Output], offsets: dict[Any, Any]) -> None:
+        """Outputs and offsets together (one transaction), or outputs acknowledged before offsets."""
         if self.exactly_once:
             self.producer.begin_transaction()
             self._send(outputs)
@@ -218,10 +229,22 @@ class Stage(Generic[M]):
             with metrics.COMMIT_SECONDS.labels(self.name).time():
                 self.producer.flush()
                 self.consumer.commit(offsets)
-        metrics.RECORDS_PROCESSED.labels(self.name).inc(len(records))
-        metrics.DEAD_LETTERS.labels(self.name).inc(len(records) - len(good))
-        if self.on_batch:
-            self.on_batch(len(records))
+        self._committed.update({tp: meta.offset for tp, meta in offsets.items()})
+
+    def _commit_past_markers(self) -> None:
+        """A transactional producer's commit markers take offsets too. Once idle, the consumer's
+        position is past them: commit it, so that lag reads 0 when nothing is left to do."""
+        moved = {}
+        owned = self.consumer.assignment()
+        for tp, done in list(self._committed.items()):
+            if tp not in owned:
+                del self._committed[tp]
+                continue
+            position = self.consumer.position(tp)
+            if position is not None and position > done:
+                moved[tp] = OffsetAndMetadata(position, "", -1)
+        if moved:
+            self._commit([], moved)
 
     def _send(self, outputs: list[Output]) -> None:
         futures = [self.producer.send(o.topic, key=o.key.encode() if o.key is not None else None,
@@ -256,6 +279,8 @@ class Stage(Generic[M]):
 
     def resume_from_state(self, partitions: list[int]) -> None:
         """Seek each owned partition to where its processed state ends, or to the committed offset."""
+        for p in partitions:
+            self._committed.pop(TopicPartition(self.input_topic, p), None)
         known = self.processor.restore(partitions)
         for p in partitions:
             tp = TopicPartition(self.input_topic, p)

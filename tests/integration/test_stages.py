@@ -13,7 +13,7 @@ from email_backend.mailer import Mailer
 from email_backend.main import Confirmations
 from orderflow.dlq import dead_letters, describe, replay
 from orderflow.events import AnalyticsSnapshot, EmailOutcome, OrderPlaced, OrderRequest, OrderVerdict, utcnow
-from orderflow.kafka_io import read_topic
+from orderflow.kafka_io import group_lag, read_topic
 from orderflow.settings import KafkaSettings
 from orderflow.stage import Stage
 from orderflow.topics import ANALYTICS_RESULT, ORDER_CONFIRMED, ORDER_DETAILS, ORDER_EMAIL_SENT, dlq
@@ -166,3 +166,15 @@ def test_dead_letters_can_be_listed_and_replayed_once(kafka_settings: KafkaSetti
     assert replay(kafka_settings, ORDER_DETAILS) == 0, "a dead letter is replayed once"
     replayed = [r for r in read_topic(kafka_settings, kafka_settings.topic(ORDER_DETAILS)) if r.key == b"x1"]
     assert len(replayed) == 2 and dict(replayed[1].headers)["replayed_from"] == b"0/0"
+
+
+def test_lag_reads_zero_once_idle_even_behind_transaction_markers(kafka_settings: KafkaSettings) -> None:
+    """order_confirmed is written in transactions, whose commit markers take offsets of their own."""
+    produce(kafka_settings, kafka_settings.topic(ORDER_DETAILS),
+            [(o.order_id, o.to_bytes()) for o in (order(i) for i in range(30))])
+    with StageThread(transactions_stage(kafka_settings)), StageThread(analytics_stage(kafka_settings)):
+        wait_until(lambda: sum(1 for _ in read_topic(kafka_settings, kafka_settings.topic(ORDER_CONFIRMED))) == 30,
+                   60, what="30 verdicts")
+        lag = wait_until(lambda: (lambda lags: lags if not any(lags.values()) else None)(
+            group_lag(kafka_settings, "analytics", ORDER_CONFIRMED)), 30, what="analytics lag 0")
+    assert set(lag) == {0, 1, 2}
