@@ -51,15 +51,16 @@ class RunningTotals:
                 resume[p] = snap.as_of_offset
         return resume
 
-    def process(self, batch: Sequence[Inbound[OrderVerdict]]) -> list[Output]:
-        by_partition: dict[int, list[Inbound[OrderVerdict]]] = {}
+    def process(self, batch: Sequence[Inbound[OrderVerdict]], ends: dict[int, int]) -> list[Output]:
+        """One snapshot per partition of the batch, exact up to where the batch ends (unreadable
+        records included: they went to the dead-letter topic and are not read again)."""
+        by_partition: dict[int, list[OrderVerdict]] = {p: [] for p in ends}
         for item in batch:
-            by_partition.setdefault(item.record.partition, []).append(item)
+            by_partition[item.record.partition].append(item.value)
         outputs = []
-        for p, items in by_partition.items():
-            self.totals[p] = fold_all(self.totals.get(p, Totals()), (i.value for i in items))
-            snap = AnalyticsSnapshot(scope=scope(p), partition=p, as_of_offset=items[-1].record.offset + 1,
-                                     totals=self.totals[p])
+        for p, verdicts in by_partition.items():
+            self.totals[p] = fold_all(self.totals.get(p, Totals()), verdicts)
+            snap = AnalyticsSnapshot(scope=scope(p), partition=p, as_of_offset=ends[p], totals=self.totals[p])
             outputs.append(Output(self.out_topic, snap.scope, snap.to_bytes()))
         return outputs
 

@@ -1,15 +1,20 @@
 """email_backend: confirmed verdicts in ``order_confirmed`` -> SMTP -> ``order_email_sent``.
 
-SMTP is outside Kafka's transactions, so each accepted email is also noted in ``email_sent_log``
-(outside the transaction, right after the server's 250). After a crash, an order found in that
-log but without an outcome gets its ``sent`` outcome recorded without a second email. What stays
-open is the instant between the server's 250 and the note reaching Kafka: an email in that instant
-is sent again, with the same ``Message-ID``, which mail stores use to show it once.
+SMTP is outside Kafka's transactions, so each delivery (accepted, or refused for good) is also
+noted in ``email_sent_log``, outside the transaction, before the next email. After a crash or a
+rewind, an order found in that log but without an outcome gets its outcome recorded from the note,
+without a second email. What stays open is the instant between the server's 250 and the note
+reaching Kafka: an email in that instant is sent again, with the same ``Message-ID``, which mail
+stores use to show it once.
+
+A batch spends at most ``EMAIL_BATCH_SECONDS`` on SMTP; past that, or when the server is down, the
+stage rewinds and goes on later, so a slow server never holds a consumer past its poll interval.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 
 from pydantic import Field, SecretStr
@@ -21,7 +26,7 @@ from orderflow import metrics
 from orderflow.events import EmailOutcome, EmailSent, OrderVerdict
 from orderflow.kafka_io import ensure_topics, make_producer, read_topic
 from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
-from orderflow.stage import Inbound, Output, Stage, StopFlag
+from orderflow.stage import Inbound, Output, RetryLater, Stage, StopFlag
 from orderflow.topics import EMAIL_GROUP, EMAIL_SENT_LOG, ORDER_CONFIRMED, ORDER_EMAIL_SENT
 
 log = logging.getLogger(__name__)
@@ -40,6 +45,7 @@ class Settings(ConsumerServiceSettings):
     message_id_domain: str = "shop.example"
     attempts: int = Field(6, ge=1)
     backoff_seconds: float = Field(0.5, ge=0, description="first retry delay; doubles each time")
+    batch_seconds: float = Field(60.0, gt=0, description="SMTP time one batch may take before it is resumed later")
     metrics_port: int = Field(9102, ge=0, le=65535, description="Prometheus /metrics on this port; 0: off")
 
 
@@ -47,8 +53,10 @@ class Confirmations:
     """Emails each confirmed order once; ``order_confirmed``, ``order_email_sent`` and
     ``email_sent_log`` are co-partitioned by ``order_id``."""
 
-    def __init__(self, kafka: KafkaSettings, mailer: Mailer, *, sender: str, domain: str) -> None:
+    def __init__(self, kafka: KafkaSettings, mailer: Mailer, *, sender: str, domain: str,
+                 batch_seconds: float = 60.0) -> None:
         self.kafka = kafka
+        self.batch_seconds = batch_seconds
         self.mailer = mailer
         self.sender = sender
         self.domain = domain
@@ -78,10 +86,14 @@ class Confirmations:
                     self.sent[p][note.order_id] = note
         return {}
 
-    def process(self, batch: Sequence[Inbound[OrderVerdict]]) -> list[Output]:
+    def process(self, batch: Sequence[Inbound[OrderVerdict]], ends: dict[int, int]) -> list[Output]:
         outputs = []
+        started = time.monotonic()
         try:
             for item in batch:
+                if time.monotonic() - started > self.batch_seconds:
+                    # Every delivery so far is in the log: the rewind re-records them without resending.
+                    raise RetryLater(f"SMTP took over {self.batch_seconds:.0f}s for this batch; resuming")
                 outcome = self._deliver(item.value, item.record.partition)
                 if outcome is not None:
                     outputs.append(Output(self.out_topic, outcome.order_id, outcome.to_bytes()))
@@ -98,18 +110,22 @@ class Confirmations:
         recorded.add(verdict.order_id)
         already = self.sent.setdefault(partition, {}).get(verdict.order_id)
         if already is not None:
-            log.info("order %s email was sent before a restart; recording it, not resending", verdict.order_id,
-                     extra={"order_id": verdict.order_id, "status": "sent"})
-            return EmailOutcome(order_id=verdict.order_id, status="sent", recipient=verdict.order.user_email,
-                                message_id=already.message_id, attempts=already.attempts)
+            log.info("order %s email was %s before a restart; recording it, not resending", verdict.order_id,
+                     already.status, extra={"order_id": verdict.order_id, "status": already.status})
+            return EmailOutcome(order_id=verdict.order_id, status=already.status, recipient=verdict.order.user_email,
+                                message_id=already.message_id, attempts=already.attempts, error=already.error)
         msg = render(verdict, sender=self.sender, domain=self.domain)
-        delivery = self.mailer.send(msg)
-        if delivery.ok:
-            note = EmailSent(order_id=verdict.order_id, message_id=str(msg["Message-ID"]), attempts=delivery.attempts)
-            self.sent[partition][verdict.order_id] = note
-            # Acknowledged before the next email, so a crash can repeat at most the email in flight.
-            self._sent_log().send(self.log_topic, key=verdict.order_id.encode(), value=note.to_bytes()).get(30)
+        try:
+            delivery = self.mailer.send(msg)
+        except RetryLater:
+            recorded.discard(verdict.order_id)
+            raise
         status = "sent" if delivery.ok else "failed"
+        note = EmailSent(order_id=verdict.order_id, status=status, message_id=str(msg["Message-ID"]),
+                         attempts=delivery.attempts, error=delivery.error)
+        self.sent[partition][verdict.order_id] = note
+        # Acknowledged before the next email, so a crash can repeat at most the email in flight.
+        self._sent_log().send(self.log_topic, key=verdict.order_id.encode(), value=note.to_bytes()).get(30)
         (metrics.EMAILS_SENT if delivery.ok else metrics.EMAILS_FAILED).inc()
         log.log(logging.INFO if delivery.ok else logging.WARNING, "order %s email %s after %d attempt(s)",
                 verdict.order_id, status, delivery.attempts,
@@ -133,7 +149,8 @@ def main() -> None:
         starttls=settings.smtp_starttls, timeout=settings.smtp_timeout, attempts=settings.attempts,
         backoff=settings.backoff_seconds,
     )
-    confirmations = Confirmations(settings.kafka, mailer, sender=settings.sender, domain=settings.message_id_domain)
+    confirmations = Confirmations(settings.kafka, mailer, sender=settings.sender, domain=settings.message_id_domain,
+                                  batch_seconds=settings.batch_seconds)
     try:
         Stage(
             name="email_backend", settings=settings.kafka, input_topic=settings.kafka.topic(ORDER_CONFIRMED),

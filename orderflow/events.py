@@ -194,11 +194,14 @@ class EmailOutcome(Event):
 
 
 class EmailSent(Event):
-    """Topic ``email_sent_log`` (compacted): SMTP accepted this order's email. Written before the outcome."""
+    """Topic ``email_sent_log`` (compacted): what SMTP did with this order's email, noted before the
+    outcome is recorded, so a restart records it instead of sending again."""
 
     order_id: Identifier
+    status: Literal["sent", "failed"] = "sent"
     message_id: str
     attempts: int
+    error: str | None = None
 
 
 class DayTotals(BaseModel):

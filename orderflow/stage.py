@@ -46,14 +46,18 @@ class Inbound(Generic[M]):
 @dataclass(frozen=True)
 class Output:
     topic: str
-    key: str | None
+    key: str | bytes | None  # bytes: a key passed on as it came (dead letters)
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
 
 
 class Processor(Protocol[M]):
-    def process(self, batch: Sequence[Inbound[M]]) -> list[Output]:
-        """Turn a batch of parsed records into output records. May keep state."""
+    def process(self, batch: Sequence[Inbound[M]], ends: dict[int, int]) -> list[Output]:
+        """Turn a batch of parsed records into output records. May keep state.
+
+        ``ends`` is, per partition of the batch, the offset after its last record (readable or not):
+        where the partition stands once this batch is committed.
+        """
         ...
 
     def restore(self, partitions: Sequence[int]) -> dict[int, int]:
@@ -70,8 +74,7 @@ def dead_letter(record: Record, error: str, group: str = "") -> Output:
         ("source_offset", str(record.offset).encode()),
         ("consumer_group", group.encode()),
     )
-    return Output(dlq(record.topic), record.key.decode(errors="replace") if record.key else None,
-                  record.value or b"", headers)
+    return Output(dlq(record.topic), record.key, record.value or b"", headers)
 
 
 def parse(model: type[M], record: Record, group: str = "") -> Inbound[M] | Output:
@@ -83,11 +86,27 @@ def parse(model: type[M], record: Record, group: str = "") -> Inbound[M] | Outpu
         return dead_letter(record, f"{type(exc).__name__}: {exc}", group)
 
 
+def _text(key: str | bytes | None) -> str | None:
+    return key.decode(errors="replace") if isinstance(key, bytes) else key
+
+
+class RetryLater(Exception):
+    """Raised by a processor whose edge is down (an SMTP server, say): the batch is rewound and retried."""
+
+
+def fenced(producer: Any, exc: BaseException) -> bool:
+    """Whether another replica with our transactional id took over. After a fence kafka-python
+    answers every call with a plain KafkaError naming it, so the producer's state is asked too."""
+    last = getattr(getattr(producer, "_transaction_manager", None), "last_error", None)
+    return isinstance(exc, ProducerFencedError) or isinstance(last, ProducerFencedError) or (
+        "ProducerFenced" in str(exc))
+
+
 class StopFlag:
     """Set by SIGTERM/SIGINT; the loop finishes its batch and exits cleanly."""
 
     def __init__(self) -> None:
-        self.stopped = False
+        self.stopped = False  # a plain flag: taking a lock inside a signal handler can deadlock
 
     def install(self) -> StopFlag:
         signal.signal(signal.SIGTERM, self.set)
@@ -96,6 +115,13 @@ class StopFlag:
 
     def set(self, *_: object) -> None:
         self.stopped = True
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep, waking up within 0.1 s of a stop; True if stopped."""
+        deadline = time.monotonic() + seconds
+        while not self.stopped and time.monotonic() < deadline:
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        return self.stopped
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -174,12 +200,12 @@ class Stage(Generic[M]):
         return make_producer(self.settings, transactional_id=tid, linger_ms=10)
 
     def _turn(self) -> None:
-        polled = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms,
-                                    max_records=self.settings.max_batch)
-        self._heartbeat()
-        self._observe_lag()
-        records = [Record.of(r) for batch in polled.values() for r in batch]
         try:
+            polled = self.consumer.poll(timeout_ms=self.settings.poll_timeout_ms,
+                                        max_records=self.settings.max_batch)
+            self._heartbeat()
+            self._observe_lag()
+            records = [Record.of(r) for batch in polled.values() for r in batch]
             fresh = self.rebalance.take()
             if fresh:
                 # Records just fetched for new partitions start at the committed offset, which may
@@ -190,11 +216,13 @@ class Stage(Generic[M]):
                 self._handle(records)
             elif not fresh:
                 self._commit_past_markers()
-        except ProducerFencedError:
-            log.error("%s: fenced by a newer replica with the same transactional id; exiting", self.name)
-            raise
-        except (KafkaError, TimeoutError) as exc:  # TimeoutError: a restore read
+        except (KafkaError, TimeoutError, RetryLater) as exc:  # TimeoutError: a restore read
+            if self.exactly_once and fenced(self.producer, exc):
+                log.error("%s: fenced by a newer replica with the same transactional id; exiting", self.name)
+                raise
             log.warning("%s: batch failed (%s); rewinding to the last commit", self.name, exc)
+            if isinstance(exc, RetryLater):
+                self.stop.wait(self.settings.retry_backoff_seconds)
             self._recover()
 
     def _handle(self, records: list[Record]) -> None:
@@ -205,11 +233,10 @@ class Stage(Generic[M]):
             head = dict(out.headers)
             log.warning("%s: dead-lettered %s@%s: %s", self.name, head["source_topic"].decode(),
                         head["source_offset"].decode(), head["error"].decode()[:200],
-                        extra={"order_id": out.key, "dlq_topic": out.topic})
-        outputs += self.processor.process(good) if good else []
-        offsets = {}
-        for r in records:
-            offsets[TopicPartition(r.topic, r.partition)] = OffsetAndMetadata(r.offset + 1, "", -1)
+                        extra={"order_id": _text(out.key), "dlq_topic": out.topic})
+        ends = {r.partition: r.offset + 1 for r in records}
+        outputs += self.processor.process(good, ends)
+        offsets = {TopicPartition(self.input_topic, p): OffsetAndMetadata(end, "", -1) for p, end in ends.items()}
         self._commit(outputs, offsets)
         metrics.RECORDS_PROCESSED.labels(self.name).inc(len(records))
         metrics.DEAD_LETTERS.labels(self.name).inc(len(records) - len(good))
@@ -247,7 +274,7 @@ class Stage(Generic[M]):
             self._commit([], moved)
 
     def _send(self, outputs: list[Output]) -> None:
-        futures = [self.producer.send(o.topic, key=o.key.encode() if o.key is not None else None,
+        futures = [self.producer.send(o.topic, key=o.key.encode() if isinstance(o.key, str) else o.key,
                                       value=o.value, headers=list(o.headers)) for o in outputs]
         if not self.exactly_once:
             for f in futures:
@@ -262,6 +289,8 @@ class Stage(Generic[M]):
                     try:
                         self.producer.abort_transaction()
                     except KafkaError as exc:
+                        if fenced(self.producer, exc):
+                            raise
                         log.warning("%s: abort failed (%s); starting a new producer", self.name, exc)
                         self.producer.close(timeout=5)
                         self.producer = self._new_producer()
@@ -270,11 +299,11 @@ class Stage(Generic[M]):
                 if assigned:
                     self.resume_from_state([tp.partition for tp in assigned])
                 return
-            except ProducerFencedError:
-                raise
             except (KafkaError, TimeoutError) as exc:  # TimeoutError: a restore read
+                if self.exactly_once and fenced(self.producer, exc):
+                    raise
                 log.warning("%s: recovery failed (%s); retrying in %.1fs", self.name, exc, delay)
-                time.sleep(delay)
+                self.stop.wait(delay)
                 delay = min(delay * 2, 10)
 
     def resume_from_state(self, partitions: list[int]) -> None:

@@ -60,10 +60,20 @@ class TopicTable:
                 self._probe.close(autocommit=False)
                 self._probe = None
 
-    def put(self, key: bytes, value: bytes) -> None:
-        """Record a value this process has just written (seen before the consumer gets to it)."""
+    def peek(self, key: bytes) -> bytes | None:
+        """The value read so far for ``key``, without waiting."""
         with self._cond:
-            self._values.setdefault(key, value)
+            return self._values.get(key)
+
+    def wait_for(self, partition: int, offset: int, timeout: float) -> None:
+        """Block until the table has read ``partition`` past ``offset`` (e.g. a write just acknowledged)."""
+        self.start()
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._positions.get(partition, 0) <= offset:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or not self._cond.wait(remaining):
+                    raise TableNotReady(f"{self.topic}/{partition} not past offset {offset} after {timeout}s")
 
     def get(self, key: bytes, timeout: float) -> bytes | None:
         self.start()
@@ -105,7 +115,8 @@ class TopicTable:
                 delay = min(delay * 2, 10)
 
     def _follow_once(self) -> None:
-        consumer = make_consumer(self.settings, group_id=None, bootstrap_timeout_ms=5000)
+        # A short fetch wait: a writer waits for its own record to come back through the table.
+        consumer = make_consumer(self.settings, group_id=None, bootstrap_timeout_ms=5000, fetch_max_wait_ms=20)
         try:
             partitions = sorted(consumer.partitions_for_topic(self.topic) or ())
             if not partitions:

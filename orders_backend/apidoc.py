@@ -61,7 +61,8 @@ def order_responses() -> Response:
         HTTP_413=(Problem, "The body is over ORDERS_MAX_BODY_BYTES."),
         HTTP_415=(Problem, "The body is not sent as application/json."),
         HTTP_422=(InvalidRequest, "The order is invalid; `details` names each field and why."),
-        HTTP_503=(Problem, "Kafka did not acknowledge in time; nothing was stored. Retry after `Retry-After`."),
+        HTTP_503=(Problem, "Kafka did not acknowledge in time. The order may still have been stored: retry after "
+                  "`Retry-After` with the same `order_id` (given in the body), and a repeat is answered 200."),
     )
 
 

@@ -50,8 +50,8 @@ def create_app(settings: Settings | None = None, publisher: OrderPublisher | Non
              methods=["GET", "POST"], expose_headers=["Location", "Retry-After"], max_age=600)
     metrics.export(metrics.ORDERS_API)
 
-    def unavailable(message: str) -> tuple[Response, int]:
-        response, status = _problem(503, "Service Unavailable", message=message)
+    def unavailable(message: str, **extra: Any) -> tuple[Response, int]:
+        response, status = _problem(503, "Service Unavailable", message=message, **extra)
         response.headers["Retry-After"] = str(settings.retry_after_seconds)
         return response, status
 
@@ -65,30 +65,47 @@ def create_app(settings: Settings | None = None, publisher: OrderPublisher | Non
                 log.warning("order %s not accepted: %s", order.order_id, exc, extra={"order_id": order.order_id})
                 return unavailable("cannot check for an earlier order with this id; try again")
             if existing is not None:
-                first = OrderPlaced.model_validate_json(existing)
-                if not same_order(first, order):
-                    log.info("order %s refused: id used by a different order", order.order_id,
-                             extra={"order_id": order.order_id, "outcome": "conflict"})
-                    return _problem(409, "Conflict", message=f"order_id {order.order_id} is already used by a "
-                                    "different order", order=first.model_dump(mode="json"))
-                log.info("order %s repeated; answering the first", order.order_id,
-                         extra={"order_id": order.order_id, "outcome": "duplicate"})
-                return Response(existing, status=200, mimetype="application/json")
+                return answer_repeat(OrderPlaced.model_validate_json(existing), existing, order)
             try:
                 with metrics.PUBLISH_SECONDS.time():
                     partition, offset = orders.publish(order)
             except BrokerUnavailable as exc:
                 log.warning("order %s not accepted: %s", order.order_id, exc, extra={"order_id": order.order_id})
-                return unavailable("the order could not be stored; try again")
+                return unavailable(f"Kafka did not acknowledge order {order.order_id} in time; it may still have "
+                                   "been stored, so retry with this order_id", order_id=order.order_id)
             metrics.ORDERS_PUBLISHED.inc()
             if client_id:
-                placed.put(key, order.to_bytes())
+                lost = first_wins(order, key, partition, offset)
+                if lost is not None:
+                    return lost
         log.info("order %s published to partition %d at offset %d", order.order_id, partition, offset,
                  extra={"order_id": order.order_id, "outcome": "created", "partition": partition, "offset": offset,
                         "total": str(order.total)})
         response = Response(order.model_dump_json(), status=201, mimetype="application/json")
         response.headers["Location"] = f"/order/{order.order_id}"
         return response
+
+    def first_wins(order: OrderPlaced, key: bytes, partition: int, offset: int) -> Any:
+        """Two workers may publish one id at once; the first in the log is the order, the other a repeat."""
+        try:
+            placed.wait_for(partition, offset, timeout=settings.publish_timeout_seconds)
+        except TableNotReady:
+            return None  # stored and acknowledged; transactions_backend still decides an id once
+        stored = placed.peek(key)
+        first = OrderPlaced.model_validate_json(stored) if stored is not None else order
+        if first.event_id == order.event_id:
+            return None
+        return answer_repeat(first, stored or b"", order)
+
+    def answer_repeat(first: OrderPlaced, stored: bytes, order: OrderPlaced) -> Any:
+        if not same_order(first, order):
+            log.info("order %s refused: id used by a different order", order.order_id,
+                     extra={"order_id": order.order_id, "outcome": "conflict"})
+            return _problem(409, "Conflict", message=f"order_id {order.order_id} is already used by a "
+                            "different order", order=first.model_dump(mode="json"))
+        log.info("order %s repeated; answering the first", order.order_id,
+                 extra={"order_id": order.order_id, "outcome": "duplicate"})
+        return Response(stored, status=200, mimetype="application/json")
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> tuple[Response, int]:

@@ -47,7 +47,7 @@ class Verdicts:
                                if r.key is not None}
         return {}
 
-    def process(self, batch: Sequence[Inbound[OrderPlaced]]) -> list[Output]:
+    def process(self, batch: Sequence[Inbound[OrderPlaced]], ends: dict[int, int]) -> list[Output]:
         outputs = []
         for item in batch:
             order = item.value

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -137,6 +138,27 @@ def test_a_repeat_is_recognised_by_another_app_instance(kafka_settings: KafkaSet
         second = apps[1].test_client().post("/order", json={**SEED, "order_id": "w-1"})
         assert (first.status_code, second.status_code) == (201, 200)
         assert second.json["event_id"] == first.json["event_id"]
+    finally:
+        for app in apps:
+            app.extensions["orders_close"]()
+
+
+def test_racing_posts_of_one_id_in_two_workers_answer_one_201(kafka_settings: KafkaSettings) -> None:
+    """Both workers check, neither finds it, both publish: the first in the log is the order."""
+    apps = [create_app(Settings(kafka=kafka_settings)) for _ in range(2)]
+    try:
+        for i in range(5):
+            barrier = threading.Barrier(2)
+
+            def post(n: int, i: int = i, barrier: threading.Barrier = barrier) -> int:
+                client = apps[n].test_client()
+                barrier.wait()
+                return client.post("/order", json={**SEED, "order_id": f"race-{i}",
+                                                   "order_details": {"price": 100 + n}}).status_code
+
+            with ThreadPoolExecutor(2) as pool:
+                statuses = sorted(pool.map(post, range(2)))
+            assert statuses == [201, 409], f"race-{i}: {statuses}"
     finally:
         for app in apps:
             app.extensions["orders_close"]()

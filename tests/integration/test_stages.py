@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from decimal import Decimal
 
@@ -15,10 +16,10 @@ from orderflow.dlq import dead_letters, describe, replay
 from orderflow.events import AnalyticsSnapshot, EmailOutcome, OrderPlaced, OrderRequest, OrderVerdict, utcnow
 from orderflow.kafka_io import group_lag, read_topic
 from orderflow.settings import KafkaSettings
-from orderflow.stage import Stage
+from orderflow.stage import Stage, fenced
 from orderflow.topics import ANALYTICS_RESULT, ORDER_CONFIRMED, ORDER_DETAILS, ORDER_EMAIL_SENT, dlq
 from orders_backend.orders import place
-from tests.support import SmtpSink, StageThread, drained, produce, read_models, wait_until
+from tests.support import SmtpSink, StageThread, drained, free_port, produce, read_models, wait_until
 from transactions_backend.main import Verdicts
 from transactions_backend.rules import Limits
 
@@ -178,3 +179,50 @@ def test_lag_reads_zero_once_idle_even_behind_transaction_markers(kafka_settings
         lag = wait_until(lambda: (lambda lags: lags if not any(lags.values()) else None)(
             group_lag(kafka_settings, "analytics", ORDER_CONFIRMED)), 30, what="analytics lag 0")
     assert set(lag) == {0, 1, 2}
+
+
+def test_email_stage_waits_out_an_smtp_server_that_is_down(kafka_settings: KafkaSettings) -> None:
+    """A server that cannot be reached is not the orders' fault: nothing is marked failed."""
+    vs = [OrderVerdict(order_id=o.order_id, status="confirmed", order=o) for o in (order(i) for i in range(6))]
+    produce(kafka_settings, kafka_settings.topic(ORDER_CONFIRMED), [(v.order_id, v.to_bytes()) for v in vs])
+    port = free_port()
+    settings = kafka_settings.model_copy(update={"retry_backoff_seconds": 0.2})
+    mailer = Mailer("127.0.0.1", port, attempts=2, backoff=0.05, timeout=2)
+    stage = Stage(name="email", settings=settings, input_topic=settings.topic(ORDER_CONFIRMED), model=OrderVerdict,
+                  processor=Confirmations(settings, mailer, sender="s@example.com", domain="example.com"),
+                  group_id=settings.group("email"))
+    sink = SmtpSink(port)
+    with StageThread(stage):
+        time.sleep(3)  # the stage keeps trying a server that is not there
+        assert read_models(settings, settings.topic(ORDER_EMAIL_SENT), EmailOutcome) == []
+        sink.start()
+        try:
+            wait_until(lambda: drained(settings, settings.group("email"), settings.topic(ORDER_CONFIRMED)), 60,
+                       what="all emails recorded")
+        finally:
+            sink.stop()
+    assert sorted(m["X-Order-Id"] for m in sink.received()) == sorted(v.order_id for v in vs)
+    outcomes = read_models(settings, settings.topic(ORDER_EMAIL_SENT), EmailOutcome)
+    assert sorted(o.order_id for o in outcomes) == sorted(v.order_id for v in vs)
+    assert all(o.status == "sent" for o in outcomes)
+
+
+def test_a_restarted_replica_with_the_same_id_takes_over_and_nothing_is_decided_twice(
+        kafka_settings: KafkaSettings) -> None:
+    """Same replica id twice (a zombie and its restart): the newer one fences the older one."""
+    produce(kafka_settings, kafka_settings.topic(ORDER_DETAILS),
+            [(o.order_id, o.to_bytes()) for o in (order(i) for i in range(10))])
+    old = StageThread(transactions_stage(kafka_settings))
+    old.__enter__()
+    wait_until(lambda: drained(kafka_settings, kafka_settings.group("transactions"),
+                               kafka_settings.topic(ORDER_DETAILS)), 60, what="first orders decided")
+    with StageThread(transactions_stage(kafka_settings)):
+        produce(kafka_settings, kafka_settings.topic(ORDER_DETAILS),
+                [(o.order_id, o.to_bytes()) for o in (order(i) for i in range(10, 30))])
+        wait_until(lambda: drained(kafka_settings, kafka_settings.group("transactions"),
+                                   kafka_settings.topic(ORDER_DETAILS)), 60, what="later orders decided")
+    try:
+        old.stop()
+    except Exception as exc:  # noqa: BLE001 - a fenced zombie may end with its fencing error; that is fine
+        assert fenced(None, exc) or "Fenced" in type(exc).__name__, exc
+    assert sorted(v.order_id for v in verdicts(kafka_settings)) == sorted(f"o{i}" for i in range(30))

@@ -6,10 +6,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from kafka.errors import KafkaError, ProducerFencedError
 
 from orderflow.events import OrderDetails, OrderPlaced
 from orderflow.kafka_io import Record
-from orderflow.stage import Inbound, Output, dead_letter, parse
+from orderflow.stage import Inbound, Output, dead_letter, fenced, parse
 
 TOPIC = "t1.order_details"
 
@@ -49,7 +50,7 @@ def test_unreadable_records_are_dead_lettered(value: bytes) -> None:
     result = parse(OrderPlaced, record(value), "transactions_backend")
     assert isinstance(result, Output)
     assert result.topic == "t1.order_details.dlq"
-    assert result.key == "o-1"
+    assert result.key == b"o-1"
     assert result.value == value
     headers = dict(result.headers)
     assert headers["error"].startswith(b"ValidationError: ")
@@ -86,11 +87,36 @@ def test_dead_letter_without_a_key() -> None:
     )
 
 
-def test_dead_letter_keeps_an_undecodable_key_readable() -> None:
+def test_dead_letter_keeps_the_original_key_bytes_even_undecodable() -> None:
+    """Replay must send the record to the partition it came from: the key goes on byte for byte."""
     out = dead_letter(record(b"x", key=b"\xffo-1"), "boom")
-    assert out.key == "\ufffdo-1"
+    assert out.key == b"\xffo-1"
 
 
 def test_the_error_header_is_bounded() -> None:
     out = dead_letter(record(b"x"), "e" * 10_000)
     assert len(dict(out.headers)["error"]) == 4000
+
+
+class _Manager:
+    def __init__(self, last_error: Exception | None) -> None:
+        self.last_error = last_error
+
+
+class _Producer:
+    def __init__(self, last_error: Exception | None) -> None:
+        self._transaction_manager = _Manager(last_error)
+
+
+@pytest.mark.parametrize(("exc", "last", "expected"), [
+    (ProducerFencedError(), None, True),
+    (KafkaError("Cannot execute transactional method because we are in an error state: ProducerFencedError"),
+     None, True),
+    (KafkaError("abort failed"), ProducerFencedError(), True),
+    (KafkaError("request timed out"), None, False),
+    (KafkaError("request timed out"), KafkaError("NotCoordinator"), False),
+])
+def test_a_fenced_producer_is_recognised_whatever_error_carries_it(exc: Exception, last: Exception | None,
+                                                                   expected: bool) -> None:
+    """A fenced replica must stop; re-creating its producer would fence the replica that replaced it."""
+    assert fenced(_Producer(last), exc) is expected
