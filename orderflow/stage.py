@@ -12,82 +12,25 @@ processor restore its state, and goes on: a broker outage is waited out, not fat
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic
 
 from kafka import ConsumerRebalanceListener, OffsetAndMetadata, TopicPartition
 from kafka.errors import KafkaError, ProducerFencedError
-from pydantic import BaseModel, ValidationError
 
 from orderflow import metrics
 from orderflow.kafka_io import Record, make_consumer, make_producer
+from orderflow.records import Inbound, M, Output, Processor, StopFlag, dead_letter, parse, text_key
 from orderflow.settings import KafkaSettings
-from orderflow.topics import dlq
+
+__all__ = ["Inbound", "Output", "Processor", "RetryLater", "Stage", "StopFlag", "dead_letter", "fenced", "parse"]
 
 log = logging.getLogger(__name__)
 
-M = TypeVar("M", bound=BaseModel)
 LAG_INTERVAL_SECONDS = 5.0  # how often the consumer_lag gauge is refreshed
-
-
-@dataclass(frozen=True)
-class Inbound(Generic[M]):
-    """A parsed input record and where it came from."""
-
-    value: M
-    record: Record
-
-
-@dataclass(frozen=True)
-class Output:
-    topic: str
-    key: str | bytes | None  # bytes: a key passed on as it came (dead letters)
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...] = ()
-
-
-class Processor(Protocol[M]):
-    def process(self, batch: Sequence[Inbound[M]], ends: dict[int, int]) -> list[Output]:
-        """Turn a batch of parsed records into output records. May keep state.
-
-        ``ends`` is, per partition of the batch, the offset after its last record (readable or not):
-        where the partition stands once this batch is committed.
-        """
-        ...
-
-    def restore(self, partitions: Sequence[int]) -> dict[int, int]:
-        """(Re)build state for newly owned partitions; return offsets to resume from, if it knows them."""
-        ...
-
-
-def dead_letter(record: Record, error: str, group: str = "") -> Output:
-    """The original bytes, with why, where from and who gave up in the headers."""
-    headers = (
-        ("error", error.encode()[:4000]),
-        ("source_topic", record.topic.encode()),
-        ("source_partition", str(record.partition).encode()),
-        ("source_offset", str(record.offset).encode()),
-        ("consumer_group", group.encode()),
-    )
-    return Output(dlq(record.topic), record.key, record.value or b"", headers)
-
-
-def parse(model: type[M], record: Record, group: str = "") -> Inbound[M] | Output:
-    try:
-        if record.value is None:
-            raise ValueError("empty record value")
-        return Inbound(model.model_validate_json(record.value), record)
-    except (ValidationError, ValueError) as exc:
-        return dead_letter(record, f"{type(exc).__name__}: {exc}", group)
-
-
-def _text(key: str | bytes | None) -> str | None:
-    return key.decode(errors="replace") if isinstance(key, bytes) else key
 
 
 class RetryLater(Exception):
@@ -100,28 +43,6 @@ def fenced(producer: Any, exc: BaseException) -> bool:
     last = getattr(getattr(producer, "_transaction_manager", None), "last_error", None)
     return isinstance(exc, ProducerFencedError) or isinstance(last, ProducerFencedError) or (
         "ProducerFenced" in str(exc))
-
-
-class StopFlag:
-    """Set by SIGTERM/SIGINT; the loop finishes its batch and exits cleanly."""
-
-    def __init__(self) -> None:
-        self.stopped = False  # a plain flag: taking a lock inside a signal handler can deadlock
-
-    def install(self) -> StopFlag:
-        signal.signal(signal.SIGTERM, self.set)
-        signal.signal(signal.SIGINT, self.set)
-        return self
-
-    def set(self, *_: object) -> None:
-        self.stopped = True
-
-    def wait(self, seconds: float) -> bool:
-        """Sleep, waking up within 0.1 s of a stop; True if stopped."""
-        deadline = time.monotonic() + seconds
-        while not self.stopped and time.monotonic() < deadline:
-            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
-        return self.stopped
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -233,7 +154,7 @@ class Stage(Generic[M]):
             head = dict(out.headers)
             log.warning("%s: dead-lettered %s@%s: %s", self.name, head["source_topic"].decode(),
                         head["source_offset"].decode(), head["error"].decode()[:200],
-                        extra={"order_id": _text(out.key), "dlq_topic": out.topic})
+                        extra={"order_id": text_key(out.key), "dlq_topic": out.topic})
         ends = {r.partition: r.offset + 1 for r in records}
         outputs += self.processor.process(good, ends)
         offsets = {TopicPartition(self.input_topic, p): OffsetAndMetadata(end, "", -1) for p, end in ends.items()}
