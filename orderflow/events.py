@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     StrictInt,
     computed_field,
+    field_validator,
     model_validator,
 )
 
@@ -38,7 +39,7 @@ def utcnow() -> datetime:
 
 
 def _id_from_str_or_int(value: object) -> object:
-    # The seed's clients send numeric ids; they are identifiers, not numbers.
+    # Clients often send numeric ids; they are identifiers, not numbers.
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return value
@@ -79,7 +80,7 @@ class LineItem(Contract):
 
 
 class OrderDetails(Contract):
-    """Either the seed's single ``price`` or a list of ``items``."""
+    """Either a single ``price`` for the whole order or a list of ``items``."""
 
     price: Money | None = None
     items: Annotated[list[LineItem], Field(min_length=1, max_length=MAX_ITEMS)] | None = None
@@ -131,7 +132,7 @@ class OrderRequest(Contract):
     @model_validator(mode="before")
     @classmethod
     def _drop_client_time(cls, data: object) -> object:
-        # ``time`` is set by the server; a client copy (as the seed sends) is ignored.
+        # ``time`` is set by the server; a copy sent by a client is ignored.
         if isinstance(data, dict) and "time" in data:
             data = {k: v for k, v in data.items() if k != "time"}
         return data
@@ -158,16 +159,36 @@ class PaymentSummary(BaseModel):
     luhn_valid: bool
 
 
+class LineItemRecord(LineItem):
+    """A line as stored in events: same rules, but fields added by a newer writer are ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class OrderDetailsRecord(OrderDetails):
+    """Order details as stored in events (see ``LineItemRecord``)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    items: Annotated[list[LineItemRecord], Field(min_length=1, max_length=MAX_ITEMS)] | None = None
+
+
 class OrderPlaced(Event):
     """Topic ``order_details``: an order accepted by the API."""
 
     order_id: Identifier
     user_id: Identifier
     user_email: EmailStr
-    order_details: OrderDetails
+    order_details: OrderDetailsRecord
     total: Decimal
     payment: PaymentSummary | None = None
     time: UtcDatetime
+
+    @field_validator("order_details", mode="before")
+    @classmethod
+    def _from_request(cls, value: object) -> object:
+        # The API hands over the request's (strict) details; events hold the tolerant kind.
+        return value.model_dump() if isinstance(value, OrderDetails) else value
 
 
 Status = Literal["confirmed", "rejected"]

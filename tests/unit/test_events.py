@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from orderflow.events import OrderPlaced, OrderRequest
+from orderflow.events import OrderPlaced, OrderRequest, utcnow
+from orders_backend.orders import place
 
 SEED: dict[str, Any] = {"user_id": 1, "order_id": 7, "user_email": "a@b.co", "order_details": {"price": 100}}
 NOW = datetime(2025, 3, 15, 12, 0, tzinfo=UTC)
@@ -161,3 +162,21 @@ def test_events_ignore_unknown_fields() -> None:
     wire = json.loads(order.to_bytes())
     wire["added_in_v2"] = {"anything": True}
     assert OrderPlaced.model_validate_json(json.dumps(wire)) == order
+
+
+def test_events_ignore_fields_a_newer_writer_added_even_inside_the_order() -> None:
+    """Readers must not dead-letter an order because a newer API added a field to it."""
+    request = OrderRequest.model_validate({"user_id": 1, "user_email": "a@b.co", "order_details": {
+        "items": [{"product": "Lamp", "quantity": 2, "unit_price": "1.50"}]}})
+    data = json.loads(place(request, utcnow()).to_bytes())
+    data["order_details"]["gift_wrap"] = True
+    data["order_details"]["items"][0]["colour"] = "red"
+    data["loyalty_points"] = 12
+    read = OrderPlaced.model_validate_json(json.dumps(data))
+    assert read.order_details.total == Decimal("3.00")
+
+
+def test_requests_still_refuse_unknown_fields_inside_the_order() -> None:
+    with pytest.raises(ValidationError) as exc:
+        OrderRequest.model_validate({"user_id": 1, "user_email": "a@b.co", "order_details": {"price": 1, "gift": 1}})
+    assert exc.value.errors()[0]["loc"] == ("order_details", "gift")
