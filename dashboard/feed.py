@@ -1,9 +1,11 @@
 """The Kafka edge of the dashboard: one daemon thread reading four topics into a ``DashboardState``.
 
 No consumer group: the reader assigns itself every partition, seeks back to load recent history
-(the whole compacted ``analytics_result``; the last ``history`` offsets of each partition of the
-other three) and then follows the topics. It also reads the dead-letter topics from their start and
-counts their records (not their end offsets: a transaction's commit marker takes an offset too).
+(the whole compacted ``analytics_result``; about the last ``history`` offsets of each partition of
+the other three: the commit markers of the stages' transactions take offsets too, so on a
+transactional topic that is fewer records) and then follows the topics. It also reads the
+dead-letter topics from their start and counts their records (not their end offsets, for the same
+markers).
 Broker trouble is waited out with backoff; after a reconnect reading resumes where it stopped, so
 nothing is applied twice. Consumer lag is measured apart, by ``dashboard.lag.LagWatcher``.
 """
@@ -163,7 +165,7 @@ class Feed:
             elif tp.topic == self.compacted or tp.topic not in self.models:  # analytics, dead letters
                 consumer.seek(tp, begin[tp])
             else:
-                consumer.seek(tp, max(begin[tp], end[tp] - self.history))
+                consumer.seek(tp, max(begin[tp], end[tp] - self.history))  # offsets, not records: markers count
         log.info("dashboard feed reading %d partitions of %d topics", len(tps),
                  len(self.models) + len(self.dead_letter_topics))
 

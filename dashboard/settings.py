@@ -18,13 +18,15 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DASHBOARD_")
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
-    host: str = "0.0.0.0"
+    host: str = Field("127.0.0.1", description="address to listen on; the pages show customers' data and ask "
+                      "for no password, so only this machine by default")
     port: int = 8050
     threads: int = Field(16, ge=2, description="gthread threads of the single gunicorn worker")
     max_streams: int | None = Field(None, ge=1, description="live streams at once (each holds a thread while "
                                     "open); default threads - 4, so pages and /api/state always have threads left")
     max_orders: int = Field(200, ge=1, le=100_000,
-                            description="latest orders kept in memory; also the history read back per partition")
+                            description="latest orders kept in memory; also about how many offsets are read "
+                            "back per partition (transaction markers among them)")
     refresh_ms: int = Field(1000, ge=200, description="how often the page polls /api/state without a stream")
     stream_interval_ms: int = Field(500, ge=50, description="a stream sends changes at most this often")
     stream_heartbeat_seconds: float = Field(10, gt=0, description="a comment on a quiet stream (finds gone clients)")

@@ -3,7 +3,10 @@
 ``DashboardState.apply(event)`` folds one parsed event into counts, a bounded set of the latest
 orders with their timeline, the latest analytics snapshot per scope and the charts' bounded series;
 the feed also records consumer lag and dead letters here. Events of one order may arrive in any
-order across topics; a redelivered event is not counted twice while its order is still held.
+order across topics. ``received`` counts ``OrderPlaced`` events only. Orders are ranked by their own
+time (an email outcome does not carry it, so one read before its order waits aside for it). An
+evicted order keeps only what was counted for it (among the last ``EVICTED_KEPT``), so a late or
+redelivered event neither brings it back nor counts it twice.
 
 ``to_json()`` returns plain JSON types, money as strings. Every change raises ``version``;
 ``to_json(since=v)`` carries only the orders changed after version ``v`` (and the ids of every held
@@ -18,7 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from analytics_backend.aggregate import merge
 from dashboard.order_view import OrderView, Step, iso, money
@@ -32,7 +35,28 @@ DashboardEvent = OrderPlaced | OrderVerdict | EmailOutcome | AnalyticsSnapshot
 COUNTERS = ("received", "confirmed", "rejected", "emails_sent", "emails_failed")
 RATE_SERIES = ("received", "confirmed", "rejected")
 RECENT_DEAD_LETTERS = 5
-_EMAIL_COUNTER = {"sent": "emails_sent", "failed": "emails_failed"}
+EVICTED_KEPT = 4096  # evicted orders whose counted steps are remembered; also emails waiting for their order
+_COUNTER = {"verdict": {"confirmed": "confirmed", "rejected": "rejected"},
+            "email": {"sent": "emails_sent", "failed": "emails_failed"}}
+
+
+class Counted(NamedTuple):
+    """What the counters hold for an evicted order, whose details are dropped."""
+
+    received: bool
+    verdict: str | None
+    email: str | None
+
+
+def _status(step: Step | None) -> str | None:
+    return None if step is None else step.status
+
+
+def _keep(bounded: dict[str, Any], key: str, value: Any) -> None:
+    """Set ``key``, dropping the oldest key beyond ``EVICTED_KEPT``."""
+    bounded[key] = value
+    if len(bounded) > EVICTED_KEPT:
+        del bounded[next(iter(bounded))]
 
 
 @dataclass
@@ -51,6 +75,8 @@ class DashboardState:
     _heap: list[tuple[tuple[datetime, int], str]] = field(default_factory=list, init=False, repr=False)
     _seq: int = field(default=0, init=False, repr=False)
     _revenue_total: Decimal = field(default=Decimal("0.00"), init=False, repr=False)
+    _evicted: dict[str, Counted] = field(default_factory=dict, init=False, repr=False)
+    _early_emails: dict[str, Step] = field(default_factory=dict, init=False, repr=False)  # order not seen yet
 
     def __post_init__(self) -> None:
         if self.max_orders < 1:
@@ -62,7 +88,7 @@ class DashboardState:
     def apply(self, event: DashboardEvent) -> None:
         match event:
             case OrderPlaced():
-                self._received(self._entry(event.order_id, event.time), event)
+                self._placed(event)
             case OrderVerdict():
                 self._verdict(event)
             case EmailOutcome():
@@ -141,56 +167,84 @@ class DashboardState:
         self.version += 1
         entry.version = self.version
 
-    def _bump(self, counter: str, by: int = 1) -> None:
-        self.counts[counter] += by
+    def _count(self, name: str, before: str | None, status: str, at: datetime) -> bool:
+        """Move an order's step from ``before`` to ``status`` in the counters; False for a redelivery."""
+        if before == status:
+            return False
+        counter = _COUNTER[name]
+        if before is not None:  # a changed outcome moves the order from one counter to the other
+            self.counts[counter[before]] -= 1
+        elif name == "verdict":
+            self._rate.add(status, at)
+        self.counts[counter[status]] += 1
+        self.version += 1
+        return True
 
-    def _entry(self, order_id: str, when: datetime) -> OrderView:
+    def _entry(self, order_id: str, when: datetime) -> OrderView | None:
+        """The held order (made if new, ranked by ``when``), or None when it is or at once gets evicted."""
         entry = self._orders.get(order_id)
-        if entry is None:
+        if entry is None and order_id not in self._evicted:
             self._seq += 1
-            entry = OrderView(order_id, (when, self._seq))
-            self._touch(entry)
+            entry = OrderView(order_id, (when, self._seq), email=self._early_emails.pop(order_id, None))
             self._orders[order_id] = entry
             heapq.heappush(self._heap, (entry.sort_key, order_id))
             self._evict()
+            entry = self._orders.get(order_id)  # gone again when older than every held order
+            if entry is not None:
+                self._touch(entry)
         return entry
 
-    def _received(self, entry: OrderView, order: OrderPlaced) -> None:
+    def _placed(self, order: OrderPlaced) -> None:
+        entry = self._entry(order.order_id, order.time)
+        if entry is None:
+            gone = self._evicted[order.order_id]
+            if gone.received:
+                return
+            self._evicted[order.order_id] = gone._replace(received=True)
+            self.version += 1  # only the counts change
+        else:
+            self._describe(entry, order)
+            if entry.received:
+                return
+            entry.received = True
+            self._touch(entry)
+        self.counts["received"] += 1
+        self._rate.add("received", order.time)
+
+    def _describe(self, entry: OrderView, order: OrderPlaced) -> None:
         if entry.received_at is None:
             entry.describe(order)
             self._touch(entry)
-            if entry.sort_key[0] != order.time:  # first seen through a later event: re-rank by receipt
-                entry.sort_key = (order.time, entry.sort_key[1])
-                heapq.heappush(self._heap, (entry.sort_key, entry.order_id))
-        if not entry.received:
-            entry.received = True
-            self._touch(entry)
-            self._bump("received")
-            self._rate.add("received", order.time)
 
     def _verdict(self, verdict: OrderVerdict) -> None:
         entry = self._entry(verdict.order_id, verdict.order.time)
-        self._received(entry, verdict.order)  # a verdict proves the order was received
-        self._step(entry, "verdict", verdict.status, verdict.status, verdict.occurred_at, verdict.reason)
+        if entry is None:
+            gone = self._evicted[verdict.order_id]
+            if self._count("verdict", gone.verdict, verdict.status, verdict.occurred_at):
+                self._evicted[verdict.order_id] = gone._replace(verdict=verdict.status)
+            return
+        self._describe(entry, verdict.order)  # a verdict carries its order
+        self._step(entry, "verdict", Step(verdict.status, verdict.occurred_at, verdict.reason))
 
     def _email(self, outcome: EmailOutcome) -> None:
-        entry = self._entry(outcome.order_id, outcome.occurred_at)
-        self._step(entry, "email", outcome.status, _EMAIL_COUNTER[outcome.status], outcome.occurred_at,
-                   outcome.error, outcome.attempts)
+        order_id = outcome.order_id
+        step = Step(outcome.status, outcome.occurred_at, outcome.error, outcome.attempts)
+        entry = self._orders.get(order_id)  # an email does not carry its order's time, so it makes no entry
+        if entry is not None:
+            self._step(entry, "email", step)
+        elif (gone := self._evicted.get(order_id)) is not None:
+            if self._count("email", gone.email, step.status, step.at):
+                self._evicted[order_id] = gone._replace(email=step.status)
+        else:  # read before its order: waits aside until the order or its verdict comes
+            early = self._early_emails.get(order_id)
+            if self._count("email", _status(early), step.status, step.at):
+                _keep(self._early_emails, order_id, step)
 
-    def _step(self, entry: OrderView, name: str, status: str, counter: str, at: datetime,
-              detail: str | None, attempts: int | None = None) -> None:
+    def _step(self, entry: OrderView, name: str, step: Step) -> None:
         before: Step | None = getattr(entry, name)
-        if before is not None and before.status == status:
-            return  # redelivered: the first one stands
-        if before is not None:  # a changed outcome moves the order from one counter to the other
-            old = before.status if name == "verdict" else _EMAIL_COUNTER[before.status]
-            self._bump(old, -1)
-        elif name == "verdict":
-            self._rate.add(status, at)
-        self._bump(counter)
-        setattr(entry, name, Step(status, at, detail, attempts))
-        self._touch(entry)
+        if self._count(name, _status(before), step.status, step.at):  # else redelivered: the first stands
+            setattr(entry, name, step)
+            self._touch(entry)
 
     def _snapshot(self, snap: AnalyticsSnapshot) -> None:
         before = self.snapshots.get(snap.scope)
@@ -205,6 +259,7 @@ class DashboardState:
             entry = self._orders.get(order_id)
             if entry is not None and entry.sort_key == key:  # skip stale heap items
                 del self._orders[order_id]
+                _keep(self._evicted, order_id, Counted(entry.received, _status(entry.verdict), _status(entry.email)))
         if len(self._heap) > 2 * self.max_orders + 64:
             self._heap = [(o.sort_key, o.order_id) for o in self._orders.values()]
             heapq.heapify(self._heap)

@@ -15,13 +15,13 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, OffsetAndMetad
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from orderflow.settings import KafkaSettings
-from orderflow.topics import TopicSpec, pipeline_topics
+from orderflow.topics import CO_PARTITIONED, TopicSpec, pipeline_topics
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "BrokerUnavailable", "KafkaError", "OffsetAndMetadata", "Record", "TopicPartition", "ensure_topics", "group_lag",
-    "make_admin", "make_consumer", "make_producer", "publish", "read_topic",
+    "make_admin", "make_consumer", "make_producer", "publish", "read_range", "read_topic",
 ]
 
 
@@ -55,7 +55,7 @@ def make_producer(settings: KafkaSettings, *, transactional_id: str | None = Non
         "enable_idempotence": True,
         "linger_ms": 5,
         # 64 KiB instead of 16: a stage's batch goes out in fewer, fuller batches and kafka-python wakes its
-        # I/O thread once per new batch (bench/tuning: transactions_backend +20 %, produce loop +30 %).
+        # I/O thread once per new batch (`make bench`: transactions_backend +20 %, a produce loop +30 %).
         "batch_size": 64 * 1024,
         "allow_auto_create_topics": False,
         "client_id": f"orderflow-{settings.replica_id}",
@@ -75,6 +75,9 @@ def make_consumer(settings: KafkaSettings, *, group_id: str | None, **overrides:
         "auto_offset_reset": "earliest",
         "isolation_level": "read_committed",
         "max_poll_records": settings.max_batch,
+        # A topic created moments before may be missing from the first metadata answer; without a
+        # refresh the group would sit on no partitions for the default five minutes.
+        "metadata_max_age_ms": 10_000,
         "allow_auto_create_topics": False,
         "client_id": f"orderflow-{settings.replica_id}",
     }
@@ -103,7 +106,11 @@ def publish(producer: KafkaProducer, topic: str, key: str, value: bytes, *, time
 
 def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec] | None = None,
                   timeout: float = 60.0) -> None:
-    """Create the pipeline's topics if they are missing (idempotent, safe from several processes)."""
+    """Create the pipeline's topics if they are missing (idempotent, safe from several processes).
+
+    Existing topics are left as they are, so it then checks that the co-partitioned ones
+    (``orderflow.topics.CO_PARTITIONED``) have one partition count, and raises ``RuntimeError`` if not.
+    """
     wanted = list(specs) if specs is not None else pipeline_topics(settings.partitions, settings.topic_prefix)
     deadline = time.monotonic() + timeout
     while True:
@@ -128,15 +135,30 @@ def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec] | None = N
             except TopicAlreadyExistsError:
                 pass  # another process won the race; the topics are there
             log.info("created topics %s", sorted(missing))
+        _check_co_partitioned(admin, [s.name for s in wanted if s.name.removeprefix(settings.topic_prefix)
+                                     in CO_PARTITIONED])
     finally:
         admin.close()
+
+
+def _check_co_partitioned(admin: Any, names: list[str]) -> None:
+    """Raise ``RuntimeError`` unless the topics ``names`` all have the same number of partitions."""
+    if not names:
+        return
+    admin.wait_for_topics(names)
+    counts = {t["name"]: len(t["partitions"]) for t in admin.describe_topics(names)}
+    if len(set(counts.values())) > 1:
+        shown = ", ".join(f"{name}={counts[name]}" for name in names)
+        raise RuntimeError(f"co-partitioned topics have different partition counts ({shown}): an order_id must "
+                           "land on the same partition number in each; recreate them with one count")
 
 
 def read_topic(settings: KafkaSettings, topic: str, *, partitions: Iterable[int] | None = None,
                timeout: float = 30.0) -> Iterator[Record]:
     """Every committed record of ``topic`` (or of some partitions), from the start up to its end now.
 
-    Bounded: it stops at the end offsets taken when it starts, so it always terminates.
+    Bounded: it stops at the end offsets taken when it starts, so it always terminates; ``TimeoutError``
+    when it makes no progress for ``timeout`` seconds.
     """
     consumer = make_consumer(settings, group_id=None, enable_auto_commit=False)
     try:
@@ -147,20 +169,33 @@ def read_topic(settings: KafkaSettings, topic: str, *, partitions: Iterable[int]
         if not tps:
             return
         consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        end = consumer.end_offsets(tps)
-        remaining = {tp for tp in tps if consumer.position(tp) < end[tp]}
-        deadline = time.monotonic() + timeout
-        while remaining:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"reading {topic} did not reach its end in {timeout}s")
-            for tp, records in consumer.poll(timeout_ms=200).items():
-                for r in records:
-                    if r.offset < end[tp]:
-                        yield Record.of(r)
-            remaining = {tp for tp in remaining if consumer.position(tp) < end[tp]}
+        yield from read_range(consumer, consumer.beginning_offsets(tps), consumer.end_offsets(tps), timeout=timeout)
     finally:
         consumer.close()
+
+
+def read_range(consumer: KafkaConsumer, start: dict[TopicPartition, int], end: dict[TopicPartition, int], *,
+               timeout: float = 30.0) -> Iterator[Record]:
+    """The committed records of the assigned partitions ``start`` names, from ``start`` up to ``end`` (excluded).
+
+    ``TimeoutError`` after ``timeout`` seconds without progress (no record and no position moved), however
+    long the whole read takes.
+    """
+    for tp, offset in start.items():
+        consumer.seek(tp, offset)
+    positions = {tp: consumer.position(tp) for tp in start}
+    deadline = time.monotonic() + timeout
+    while any(positions[tp] < end[tp] for tp in positions):
+        if time.monotonic() > deadline:
+            topics = sorted({tp.topic for tp in positions})
+            raise TimeoutError(f"reading {', '.join(topics)} made no progress for {timeout}s")
+        for tp, records in consumer.poll(timeout_ms=200).items():
+            for r in records:
+                if r.offset < end[tp]:
+                    yield Record.of(r)
+        before, positions = positions, {tp: consumer.position(tp) for tp in positions}
+        if positions != before:
+            deadline = time.monotonic() + timeout
 
 
 def group_lag(settings: KafkaSettings, group: str, topic: str, *, admin: Any = None, consumer: Any = None,

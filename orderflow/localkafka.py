@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -73,7 +74,35 @@ def fetch_jars(home: Path = HOME) -> Path:
     return libs
 
 
-def free_port() -> int:
+LOWEST_PORT = 20_000  # free_port() picks in [LOWEST_PORT, start of the ephemeral range)
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_ports = random.Random()  # its own generator, apart from the ``random`` module's shared state
+
+
+def ephemeral_start(path: Path = EPHEMERAL_RANGE) -> int:
+    """The first port of the range the kernel takes outgoing connections' local ports from."""
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
+def free_port(attempts: int = 50) -> int:
+    """A TCP port free on 127.0.0.1 now, chosen at random below the ephemeral range.
+
+    A port from the ephemeral range may be taken by some client's outgoing connection while its
+    server is down (a broker being restarted) and then the server cannot bind it again; ports below
+    that range are never handed out that way. The kernel's choice when none of those is free.
+    """
+    high = ephemeral_start()
+    for _ in range(attempts if high > LOWEST_PORT else 0):
+        port = _ports.randrange(LOWEST_PORT, high)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])

@@ -11,6 +11,9 @@ ANALYTICS_RESULT = "analytics_result"
 EMAIL_SENT_LOG = "email_sent_log"
 DLQ_SUFFIX = ".dlq"
 
+# Keyed by order_id with one partition count, so an order lands on the same partition number in each.
+CO_PARTITIONED = (ORDER_DETAILS, ORDER_CONFIRMED, ORDER_EMAIL_SENT, EMAIL_SENT_LOG)
+
 # Consumer groups, one per stage.
 TRANSACTIONS_GROUP = "transactions_backend"
 EMAIL_GROUP = "email_backend"
@@ -31,8 +34,8 @@ class TopicSpec:
 def pipeline_topics(partitions: int, prefix: str = "") -> list[TopicSpec]:
     """Every topic the pipeline needs, with its dead-letter topic for each consumed one.
 
-    ``order_details``, ``order_confirmed`` and ``order_email_sent`` share the partition count so
-    that one ``order_id`` lands on the same partition number in each (co-partitioning).
+    ``CO_PARTITIONED`` (``order_details``, ``order_confirmed``, ``order_email_sent``, ``email_sent_log``)
+    share the partition count so that one ``order_id`` lands on the same partition number in each.
     """
     keyed = [ORDER_DETAILS, ORDER_CONFIRMED, ORDER_EMAIL_SENT]
     specs = [TopicSpec(prefix + name, partitions) for name in keyed]

@@ -1,4 +1,4 @@
-// Helpers shared by the pages. User data only ever goes through textContent / dataset / href
+// Functions shared by the pages. User data only ever goes through textContent / dataset / href
 // properties, never through markup.
 (() => {
   "use strict";

@@ -194,7 +194,7 @@ def test_broker_stopped_and_restarted_mid_stream(own_broker, smtp_sink: SmtpSink
         statuses = [post_status(pipeline.api + "/order", {**seed, "order_id": f"down-{i}"}) for i in range(3)]
         took = time.monotonic() - started
         assert statuses == [503] * 3, "no 2xx while the broker is down"
-        assert took < 15, f"503s should come within the publish timeout, took {took:.1f}s for 3"
+        assert took < 30, f"503s should come within the publish timeout, took {took:.1f}s for 3"
         time.sleep(2)
         broker.start()
         wait_until(lambda: post_status(pipeline.api + "/order", {**seed, "order_id": "back-1"}) == 201, 60,
@@ -239,9 +239,15 @@ def test_two_analytics_replicas_keep_global_totals_exact_when_one_dies(
     with Pipeline(kafka_settings, smtp_sink, logs_dir, analytics_replicas=2) as pipeline:
         feeder.start()
         wait_until(lambda: pipeline.counted() >= 600, 120, what="both replicas counting")
-        logs = {name: s.log() for name, s in pipeline.services.items() if name.startswith("analytics")}
-        owned = [log.rsplit("owns partitions", 1)[-1].split("\n", 1)[0] for log in logs.values()]
-        assert all("[]" not in o for o in owned) and len(owned) == 2, f"partitions split between replicas: {owned}"
+
+        def owned() -> list[str] | None:
+            """What each replica last logged it owns, once both own some partitions."""
+            logs = [s.log() for name, s in pipeline.services.items() if name.startswith("analytics")]
+            last = [log.rsplit("owns partitions", 1)[-1].split("\n", 1)[0] for log in logs if "owns partitions" in log]
+            return last if len(last) == 2 and all("[]" not in o for o in last) else None
+
+        split = wait_until(owned, 60, what="partitions split between both analytics replicas")
+        assert len(split) == 2 and all("[" in o and "[]" not in o for o in split), f"partitions owned: {split}"
         pipeline.services["analytics_backend_1"].kill()  # not restarted: the other replica takes over
         feeder.join(60)
         assert_exactly_once(pipeline, orders, smtp_sink, email_crashes=0)

@@ -195,6 +195,15 @@ def test_published_host_ports_do_not_clash() -> None:
                 assert clash == name, f"{name} and {clash} both publish {host_port}/{protocol}"
 
 
+def test_what_asks_for_no_password_is_published_on_the_host_only() -> None:
+    """Kafka, Kafka-UI, Mailpit and the dashboard (customers' data) have no authentication."""
+    open_ones = [*KAFKA["services"].items(), ("dashboard", SERVICES["services"]["dashboard"])]
+    for name, service in open_ones:
+        for port in service.get("ports", []):
+            host_ip = port.get("host_ip") if isinstance(port, dict) else str(port).rsplit(":", 2)[0]
+            assert host_ip == "127.0.0.1", f"{name} publishes {port} beyond this machine"
+
+
 def test_every_procfile_service_runs_from_the_image() -> None:
     procfile = (ROOT / "Procfile").read_text(encoding="utf-8")
     expected = set(re.findall(r"python -m (\w+)\s*$", procfile, re.MULTILINE))  # not orderflow.devsmtp
@@ -223,6 +232,7 @@ def test_service_environment_is_what_its_settings_read(name: str, monkeypatch: p
     health = " ".join(service["healthcheck"]["test"])
     if "port" in cls.model_fields:  # a web service: published, and its healthcheck asks it
         assert (settings.port, settings.port, "tcp") in published(service)
+        assert settings.host == "0.0.0.0", f"{name} must listen beyond the container's own loopback"
         assert f"127.0.0.1:{settings.port}/healthz" in health
     else:  # a consumer: its healthcheck reads the health file the loop touches
         assert settings.health_file and f"'{settings.health_file}'" in health

@@ -155,7 +155,10 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DASHBOARD_MAX_ORDERS", "50")
     monkeypatch.setenv("KAFKA_TOPIC_PREFIX", "p.")
     loaded = Settings()
-    assert (loaded.port, loaded.max_orders, loaded.host, loaded.kafka.topic_prefix) == (9100, 50, "0.0.0.0", "p.")
+    # This machine only by default: the pages show customers' data and ask for no password.
+    assert (loaded.port, loaded.max_orders, loaded.host, loaded.kafka.topic_prefix) == (9100, 50, "127.0.0.1", "p.")
+    monkeypatch.setenv("DASHBOARD_HOST", "0.0.0.0")
+    assert Settings().host == "0.0.0.0"
     assert create_app(loaded).extensions["dashboard_feed"].state.max_orders == 50
     assert (loaded.threads, loaded.max_streams, loaded.orders_api_url) == (16, 12, "http://127.0.0.1:5002")
     feed = create_app(loaded).extensions["dashboard_feed"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -138,3 +139,22 @@ def test_topics_page_says_when_kafka_cannot_be_read(client: FlaskClient, monkeyp
     monkeypatch.setattr(pages, "peek_topics", down)
     response = client.get("/topics")
     assert response.status_code == 503 and "Kafka could not be read" in response.text
+
+
+def test_topics_are_read_from_kafka_at_most_every_few_seconds(client: FlaskClient,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[float] = []
+    now = [1000.0]
+
+    def peek(kafka: KafkaSettings, names: list[str], last: int) -> list[TopicPeek]:
+        reads.append(now[0])
+        if len(reads) == 1:
+            raise KafkaError("NoBrokersAvailable")
+        return [TopicPeek(name, {}, []) for name in names]
+
+    monkeypatch.setattr(pages, "peek_topics", peek)
+    monkeypatch.setattr(pages, "time", SimpleNamespace(monotonic=lambda: now[0]))  # this module's clock only
+    assert [client.get("/topics").status_code for _ in range(3)] == [503] * 3  # a failure is kept too
+    now[0] += pages.TOPICS_CACHE_SECONDS
+    assert [client.get("/topics").status_code for _ in range(3)] == [200] * 3
+    assert reads == [1000.0, 1000.0 + pages.TOPICS_CACHE_SECONDS]

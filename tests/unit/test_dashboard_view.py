@@ -151,7 +151,55 @@ def test_a_late_event_for_an_old_order_does_not_push_out_newer_ones() -> None:
     state.apply_all([a, b])
     state.apply(verdict(old))  # its order time is older than everything held
     assert [o.order_id for o in state.orders()] == ["b", "a"]
-    assert counts(state) == (3, 1, 0, 0, 0)
+    assert counts(state) == (2, 1, 0, 0, 0)  # received counts orders placed; the verdict counts as one
+    version = state.version
+    state.apply(old)  # its order, read late: counted, and the change is sent, but it is still not held
+    assert counts(state) == (3, 1, 0, 0, 0) and state.version > version
+    assert [o.order_id for o in state.orders()] == ["b", "a"]
+
+
+def test_verdicts_of_evicted_orders_do_not_count_them_received_again() -> None:
+    orders = [placed(f"o{i}", minute=i) for i in range(5)]
+    state = DashboardState(max_orders=2)
+    state.apply_all(orders)
+    state.apply_all(verdict(o) for o in orders)
+    state.apply_all([*orders, *(verdict(o) for o in orders)])  # all of it redelivered
+    assert counts(state) == (5, 5, 0, 0, 0)
+    assert [(o.order_id, o.user_id, o.stage) for o in state.orders()] == [("o4", "u1", "confirmed"),
+                                                                         ("o3", "u1", "confirmed")]
+
+
+def test_late_emails_of_evicted_orders_do_not_push_out_newer_orders() -> None:
+    orders = [placed(f"o{i}", minute=i, user_id=f"u{i}") for i in range(6)]
+    state = DashboardState(max_orders=3)
+    state.apply_all(orders)
+    state.apply_all(verdict(o) for o in orders)
+    state.apply_all(email(o, after=600) for o in orders)  # sent ten minutes later: after every order's time
+    assert counts(state) == (6, 6, 0, 6, 0)
+    rows = state.to_json()["orders"]
+    assert [(r["order_id"], r["user_id"], r["stage"]) for r in rows] == [
+        ("o5", "u5", "emailed"), ("o4", "u4", "emailed"), ("o3", "u3", "emailed")]
+
+
+def test_an_evicted_order_keeps_its_counts_when_its_verdict_changes() -> None:
+    orders = [placed(f"o{i}", minute=i) for i in range(3)]
+    state = DashboardState(max_orders=2)
+    state.apply_all([*orders, verdict(orders[0])])
+    state.apply(verdict(orders[0], "rejected", "fraud check"))
+    assert counts(state) == (3, 0, 1, 0, 0)
+    assert state.order("o0") is None
+
+
+def test_an_email_read_before_its_order_waits_for_it() -> None:
+    state = DashboardState(max_orders=2)
+    newer = [placed("a", minute=10), placed("b", minute=20)]
+    late = placed("late", minute=30)
+    state.apply_all([email(late, after=5), *newer])
+    assert [o.order_id for o in state.orders()] == ["b", "a"]  # the email alone holds no row
+    state.apply(late)
+    assert [o.order_id for o in state.orders()] == ["late", "b"]
+    assert state.order("late").stage == "emailed"  # type: ignore[union-attr]
+    assert counts(state) == (3, 0, 0, 1, 0)
 
 
 def test_an_order_first_seen_by_its_email_is_ranked_by_its_receipt_time() -> None:
