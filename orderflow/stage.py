@@ -127,6 +127,9 @@ class Stage(Generic[M]):
             self._heartbeat()
             self._observe_lag()
             records = [Record.of(r) for batch in polled.values() for r in batch]
+            if not polled and not self.consumer.assignment():
+                # No partitions (yet): poll returns at once, so wait rather than spin.
+                self.stop.wait(self.settings.poll_timeout_ms / 1000)
             fresh = self.rebalance.take()
             if fresh:
                 # Records just fetched for new partitions start at the committed offset, which may
