@@ -1,0 +1,135 @@
+"""``python -m bench``: start a broker on free ports in a temporary folder, run every step, print the table.
+
+    python -m bench                       # everything, 3 rounds (what `make bench` runs)
+    python -m bench --quick               # 1 round, small backlogs: to check the bench itself
+    python -m bench --only http,e2e       # some steps: broker, stages, http, e2e
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from kafka.record import util as crc32c_util
+
+from bench import e2e, http_ladder, kafkatools, stages
+from bench.common import RESULTS, Report, Samples, quiet_logs, say
+from bench.table import render, render_targets, targets
+from orderflow.localkafka import LocalKafka, free_port
+from orderflow.settings import KafkaSettings
+
+STEPS = ("broker", "stages", "http", "e2e")
+
+
+def parse_configs(text: str) -> list[tuple[str, int, int]]:
+    """``gthread:2:8,sync:4:1`` -> [(worker class, workers, threads)]; the first gets the full ladder."""
+    out = []
+    for item in text.split(","):
+        cls, workers, threads = item.split(":")
+        out.append((cls, int(workers), int(threads)))
+    return out
+
+
+def arguments(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--only", default=",".join(STEPS), help="comma-separated steps: " + ", ".join(STEPS))
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--perf-records", type=int, default=200_000, help="records per Kafka perf-tool round")
+    p.add_argument("--backlog", type=int, default=50_000, help="orders each stage drains")
+    p.add_argument("--email-backlog", type=int, default=2_000, help="verdicts email_backend drains (SMTP is slow)")
+    p.add_argument("--http-seconds", type=float, default=3.0)
+    p.add_argument("--http-connections", type=int, default=16)
+    p.add_argument("--http-configs", default="gthread:2:8,sync:4:1,gthread:2:16",
+                   help="worker_class:workers:threads,... the first is the shipped default (full ladder)")
+    p.add_argument("--e2e-seconds", type=float, default=8.0)
+    p.add_argument("--partitions", type=int, default=6)
+    p.add_argument("--quick", action="store_true", help="1 round, small backlogs, short loads")
+    p.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    p.add_argument("--bootstrap", help=argparse.SUPPRESS)  # a broker already running (bench development)
+    p.add_argument("--broker-pid", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.quick:
+        args.rounds, args.perf_records, args.backlog, args.email_backlog = 1, 50_000, 10_000, 1_500
+        args.http_seconds, args.e2e_seconds = 2.0, 4.0
+    return args
+
+
+def keep_logs(work: Path, dest: Path) -> None:
+    """The services' and tools' logs of this run, kept beside the figures (the work folder is deleted)."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True, exist_ok=True)
+    for log in work.glob("*.log"):
+        shutil.copy(log, dest / log.name)
+    broker_log = work / "kafka" / "server.log"
+    if broker_log.exists():
+        shutil.copy(broker_log, dest / "kafka-server.log")
+
+
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = arguments(argv)
+    # SIGTERM, and SIGINT even when started in the background (where it is ignored), unwind through the
+    # finally blocks below, which stop every process the bench started and the broker.
+    signal.signal(signal.SIGTERM, _interrupted)
+    signal.signal(signal.SIGINT, _interrupted)
+    quiet_logs()
+    steps = [s.strip() for s in args.only.split(",") if s.strip()]
+    unknown = set(steps) - set(STEPS)
+    if unknown:
+        sys.stderr.write(f"unknown steps {sorted(unknown)}; choose from {', '.join(STEPS)}\n")
+        return 2
+    report = Report()
+    report.facts["rounds"] = args.rounds
+    report.facts["crc32c_c_module"] = crc32c_util.crc32c_c is not None  # kafka-python's fast CRC path
+    with tempfile.TemporaryDirectory(prefix="orderflow-bench-") as tmp:
+        work = Path(tmp)
+        broker = None
+        if args.bootstrap:
+            bootstrap, broker_pid = args.bootstrap, args.broker_pid or 0
+        else:
+            say("starting Kafka (one KRaft node) on free ports")
+            broker = LocalKafka(work / "kafka", free_port(), free_port()).start()
+            bootstrap, broker_pid = broker.bootstrap_servers, broker.process.pid if broker.process else 0
+        base = KafkaSettings(bootstrap_servers=bootstrap, partitions=args.partitions, replica_id="bench")
+        samples = Samples.make()
+        try:
+            for step in steps:
+                began = time.monotonic()
+                say(f"step {step}")
+                if step == "broker":
+                    kafkatools.run(report, base, work, samples, rounds=args.rounds, records=args.perf_records)
+                elif step == "stages":
+                    stages.run(report, base, work, samples, rounds=args.rounds, backlog=args.backlog,
+                               email_backlog=args.email_backlog)
+                elif step == "http":
+                    http_ladder.run(report, base, work, rounds=args.rounds, seconds=args.http_seconds,
+                                    connections=args.http_connections, configs=parse_configs(args.http_configs))
+                elif step == "e2e":
+                    e2e.run(report, base, work, broker_pid, rounds=args.rounds, seconds=args.e2e_seconds)
+                report.facts[f"step_seconds_{step}"] = round(time.monotonic() - began, 1)
+                report.facts["targets"] = targets(report)
+                report.write(args.out)
+        finally:
+            if broker is not None:
+                broker.stop()
+            keep_logs(work, args.out.parent / "logs")
+    sys.stdout.write(render(report) + "\n\n" + render_targets(report.facts["targets"]) + "\n")
+    sys.stdout.write(f"\n{json.dumps({k: v for k, v in report.facts.items() if k.startswith('step_')})}\n")
+    sys.stdout.write(f"figures: {args.out}\n")
+    logging.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

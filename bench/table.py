@@ -1,0 +1,121 @@
+"""The printed table and the performance targets, from a ``Report``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.common import Report, Row
+
+HTTP_SECTION = "3 HTTP ladder"
+TOP_RUNG = "publish, wait for ack (real API)"
+
+
+def _num(value: float | None, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}" if abs(value) < 1e6 else f"{value:,.0f}"
+
+
+def _cell(row: Row, key: str, digits: int = 0) -> str:
+    if key not in row.figures:
+        return ""
+    s = row.figures[key].summary()
+    return _num(s["median"], digits)
+
+
+def _spread(row: Row) -> str:
+    if "rate" not in row.figures:
+        return ""
+    s = row.figures["rate"].summary()
+    if s["n"] < 2:
+        return ""
+    digits = 2 if (s["max"] or 0) < 100 else 0
+    return f"{_num(s['min'], digits)}-{_num(s['max'], digits)}"
+
+
+def render(report: Report) -> str:
+    header = ("row", "median", "min-max", "unit", "p50 ms", "p99 ms", "ratio", "note")
+    lines: list[tuple[str, ...]] = []
+    section = None
+    order = list(dict.fromkeys(r.section for r in report.rows.values()))
+    for row in sorted(report.rows.values(), key=lambda r: order.index(r.section)):
+        if row.section != section:
+            section = row.section
+            lines.append((f"== {section}",))
+        ratio = report.ratio(row)
+        digits = 2 if (row.median() or 0) < 100 else 0
+        cpu = f"cpu {_cell(row, 'cpu_ms_per_rec', 3)} ms/rec" if "cpu_ms_per_rec" in row.figures else ""
+        extra = []
+        if "http_rate" in row.figures:
+            extra.append(f"HTTP {_cell(row, 'http_rate')} req/s p99 {_cell(row, 'http_p99_ms', 1)} ms")
+        if "confirmed_p99_ms" in row.figures:
+            extra.append(f"POST->confirmed p99 {_cell(row, 'confirmed_p99_ms')} ms")
+        if row.figures.get("errors") and any(row.figures["errors"].values):
+            extra.append(f"errors {_cell(row, 'errors')}")
+        if row.figures.get("lost") and any(row.figures["lost"].values):
+            extra.append(f"NOT COUNTED {_cell(row, 'lost')}")
+        note = "; ".join(x for x in (cpu, *extra, row.note) if x)
+        lines.append((f"  {row.name}", _num(row.median(), digits), _spread(row), row.unit,
+                      _cell(row, "p50_ms", 1), _cell(row, "p99_ms", 1),
+                      f"{ratio:.2f}" if ratio is not None else "", note))
+    widths = [max(len(line[i]) for line in [header, *lines] if len(line) > i and len(line) > 1)
+              for i in range(len(header) - 1)]
+    out = []
+    for line in [header, *lines]:
+        if len(line) == 1:
+            out.append(line[0])
+            continue
+        cells = [line[i].ljust(widths[i]) if i == 0 else line[i].rjust(widths[i]) for i in range(len(widths))]
+        out.append("  ".join(cells) + "  " + line[-1])
+    return "\n".join(out)
+
+
+def targets(report: Report) -> dict[str, Any]:
+    """The performance targets against this run's figures (medians)."""
+    out: dict[str, Any] = {}
+    ladders = sorted({r.section for r in report.rows.values() if r.section.startswith(HTTP_SECTION)})
+    best = None
+    for section in ladders:
+        top = report.rows.get(f"{section}/{TOP_RUNG}")
+        if top is not None and (best is None or (top.median() or 0) > (best.median() or 0)):
+            best = top
+    if best is not None:
+        ratio = report.ratio(best)
+        out["http_ack_vs_bare"] = {"config": best.section, "ratio": ratio, "target": 0.70,
+                                   "met": ratio is not None and ratio >= 0.70}
+    for row in report.rows.values():
+        if row.section.startswith("4 ") and row.ratio_to:
+            ratio = report.ratio(row)
+            out[f"stage {row.name}"] = {"ratio": ratio, "target": 0.50, "met": ratio is not None and ratio >= 0.50}
+    for row in report.rows.values():
+        if row.section.startswith("5 ") and row.name.startswith("500 "):
+            p99 = row.median("p99_ms")
+            out["p99 POST->counted at 500/s"] = {"ms": p99, "target_ms": 250, "met": p99 is not None and p99 < 250}
+    eos = {}
+    for row in report.rows.values():
+        if row.name.endswith(", transactions"):
+            other = report.rows.get(f"{row.section}/{row.name.removesuffix(', transactions')}, at-least-once")
+            if other is not None and other.median() and row.median():
+                eos[row.name.removesuffix(", transactions")] = row.median() / other.median()  # type: ignore[operator]
+    if eos:
+        out["exactly-once cost (rate with transactions / rate at-least-once)"] = eos
+    return out
+
+
+def render_targets(found: dict[str, Any]) -> str:
+    lines = ["== targets and the cost of exactly-once"]
+    for name, value in found.items():
+        if name.startswith("exactly-once"):
+            lines.append(f"  {name}:")
+            lines += [f"    {k:<40} {v:.2f}" for k, v in value.items()]
+        elif "ratio" in value:
+            r = value["ratio"]
+            verdict = "met" if value["met"] else "NOT met"
+            where = f" [{value['config']}]" if "config" in value else ""
+            lines.append(f"  {name}{where}: {r:.2f} (target >= {value['target']:.2f}) {verdict}"
+                         if r is not None else f"  {name}: -")
+        else:
+            ms = value["ms"]
+            lines.append(f"  {name}: {ms:.0f} ms (target < {value['target_ms']} ms) "
+                         f"{'met' if value['met'] else 'NOT met'}" if ms is not None else f"  {name}: -")
+    return "\n".join(lines)
