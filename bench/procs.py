@@ -17,6 +17,7 @@ from kafka.errors import KafkaError
 
 from bench.common import ROOT
 from orderflow.kafka_io import TopicPartition, make_consumer, make_producer
+from orderflow.localkafka import stop_process
 from orderflow.settings import KafkaSettings
 
 
@@ -134,14 +135,7 @@ class Proc:
         return cpu_seconds([self.pid]).get(self.pid, 0.0)
 
     def stop(self, timeout: float = 30) -> int:
-        if self.popen.poll() is None:
-            self.popen.terminate()
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait()
-        return int(self.popen.returncode)
+        return stop_process(self.popen, timeout)
 
     def __enter__(self) -> Proc:
         return self
@@ -151,14 +145,9 @@ class Proc:
 
 
 def service_env(settings: KafkaSettings, **extra: str) -> dict[str, str]:
-    """The environment a service reads its ``KafkaSettings`` from (as tests/support.service_env)."""
+    """The environment a service reads its settings from."""
     return {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "KAFKA_TOPIC_PREFIX": settings.topic_prefix,
-        "KAFKA_PARTITIONS": str(settings.partitions),
-        "KAFKA_REPLICA_ID": settings.replica_id,
-        "KAFKA_EXACTLY_ONCE": str(settings.exactly_once).lower(),
-        "KAFKA_MAX_BATCH": str(settings.max_batch),
+        **settings.as_env(),
         # Metrics are still counted; only their HTTP endpoints (fixed default ports) stay closed.
         "TRANSACTIONS_METRICS_PORT": "0", "EMAIL_METRICS_PORT": "0", "ANALYTICS_METRICS_PORT": "0",
         **extra,

@@ -6,11 +6,9 @@
 from __future__ import annotations
 
 import argparse
-import signal
-import threading
 from typing import Any
 
-from aiosmtpd.controller import Controller
+from orderflow.devsmtp import serve_until_signal
 
 
 class Count:
@@ -26,14 +24,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
-    handler = Count()
-    controller = Controller(handler, hostname="127.0.0.1", port=args.port)
-    controller.start()
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    done.wait()
-    controller.stop()
+    serve_until_signal(Count(), "127.0.0.1", args.port)
 
 
 if __name__ == "__main__":

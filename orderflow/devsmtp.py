@@ -45,9 +45,14 @@ def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path(".run/mail"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    controller = Controller(SaveToFolder(args.dir), hostname=args.host, port=args.port)
-    controller.start()
     log.info("SMTP catcher on %s:%d, mail kept in %s", args.host, args.port, args.dir)
+    serve_until_signal(SaveToFolder(args.dir), args.host, args.port)
+
+
+def serve_until_signal(handler: Any, host: str, port: int) -> None:
+    """Run an aiosmtpd ``handler`` on ``host:port`` until SIGTERM or SIGINT."""
+    controller = Controller(handler, hostname=host, port=port)
+    controller.start()
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: done.set())
     signal.signal(signal.SIGINT, lambda *_: done.set())

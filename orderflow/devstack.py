@@ -25,9 +25,10 @@ CONSUMERS = ("transactions", "email", "analytics")
 METRICS_PORTS = {"transactions": 9101, "email": 9102, "analytics": 9103}  # the services' defaults
 
 
-def _answers(url: str) -> bool:
+def answers(url: str, timeout: float = 2.0) -> bool:
+    """Whether ``url`` answers 200 (a health check)."""
     try:
-        with urllib.request.urlopen(url, timeout=1) as response:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return bool(response.status == 200)
     except OSError:
         return False
@@ -38,7 +39,7 @@ def wait_ready(env: dict[str, str], health_dir: Path, since: float, timeout: flo
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         files = [health_dir / name for name in CONSUMERS]
-        if all(_answers(u) for u in urls) and all(f.exists() and f.stat().st_mtime >= since for f in files):
+        if all(answers(u) for u in urls) and all(f.exists() and f.stat().st_mtime >= since for f in files):
             return True
         time.sleep(0.5)
     return False

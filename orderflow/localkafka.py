@@ -108,6 +108,18 @@ def free_port(attempts: int = 50) -> int:
         return int(s.getsockname()[1])
 
 
+def stop_process(process: subprocess.Popen[bytes], timeout: float) -> int:
+    """SIGTERM, then SIGKILL if it has not exited within ``timeout``; the exit code."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return int(process.returncode)
+
+
 class LocalKafka:
     """One KRaft node (broker + controller) in ``data_dir``; storage is kept across restarts."""
 
@@ -208,14 +220,8 @@ class LocalKafka:
         raise TimeoutError(f"Kafka not ready on {self.bootstrap_servers} after {timeout}s")
 
     def stop(self, timeout: float = 30.0) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process, timeout)
 
     def kill(self) -> None:
         """Stop hard, as a crash would."""

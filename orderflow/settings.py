@@ -34,6 +34,17 @@ class KafkaSettings(BaseSettings):
     def group(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
+    def as_env(self) -> dict[str, str]:
+        """These settings as the ``KAFKA_*`` variables a service process reads them from."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.bootstrap_servers,
+            "KAFKA_TOPIC_PREFIX": self.topic_prefix,
+            "KAFKA_PARTITIONS": str(self.partitions),
+            "KAFKA_REPLICA_ID": self.replica_id,
+            "KAFKA_EXACTLY_ONCE": str(self.exactly_once).lower(),
+            "KAFKA_MAX_BATCH": str(self.max_batch),
+        }
+
 
 class ConsumerServiceSettings(BaseSettings):
     """What every consumer service shares: its group, its health file, its log level."""

@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from pydantic import BaseModel
 
 from orderflow.kafka_io import TopicPartition, make_consumer, make_producer, read_topic
-from orderflow.localkafka import LocalKafka, free_port
+from orderflow.localkafka import LocalKafka, free_port, stop_process
 from orderflow.settings import KafkaSettings
 
 __all__ = [
@@ -104,16 +104,7 @@ class ServiceProcess:
         return self.process is not None and self.process.poll() is None
 
     def stop(self, timeout: float = 20) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, timeout) if self.process is not None else None
 
     def kill(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -126,11 +117,7 @@ class ServiceProcess:
 
 def service_env(settings: KafkaSettings, **extra: str) -> dict[str, str]:
     return {
-        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
-        "KAFKA_TOPIC_PREFIX": settings.topic_prefix,
-        "KAFKA_PARTITIONS": str(settings.partitions),
-        "KAFKA_REPLICA_ID": settings.replica_id,
-        "KAFKA_EXACTLY_ONCE": str(settings.exactly_once).lower(),
+        **settings.as_env(),
         # No fixed metrics ports: tests run several replicas and several sessions side by side.
         "TRANSACTIONS_METRICS_PORT": "0", "EMAIL_METRICS_PORT": "0", "ANALYTICS_METRICS_PORT": "0",
         **extra,

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
+from orderflow.devstack import answers
 from orderflow.kafka_io import ensure_topics
 from orderflow.settings import KafkaSettings
 from tests.support import ROOT, ServiceProcess, SmtpSink, free_port, service_env, wait_until
@@ -39,14 +40,6 @@ class Stack:
     kafka: KafkaSettings
 
 
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     kafka = KafkaSettings(bootstrap_servers=kafka_bootstrap, topic_prefix=f"b{uuid.uuid4().hex[:10]}.",
@@ -63,7 +56,7 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     services = [ServiceProcess(m, env, logs).start()
                 for m in ("orders_backend", "transactions_backend", "email_backend", "analytics_backend", "dashboard")]
     try:
-        wait_until(lambda: _answers(f"{api}/healthz") and _answers(f"{dashboard}/healthz"), 90, what="the services")
+        wait_until(lambda: answers(f"{api}/healthz") and answers(f"{dashboard}/healthz"), 90, what="the services")
         yield Stack(api, dashboard, kafka)
     finally:
         codes = {s.name: s.stop() for s in services}

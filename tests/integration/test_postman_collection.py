@@ -19,6 +19,7 @@ from typing import Any
 import jsonschema
 import pytest
 
+from orderflow.devstack import answers
 from orderflow.settings import KafkaSettings
 from tests.support import ROOT, ServiceProcess, free_port, service_env, wait_until
 
@@ -117,19 +118,11 @@ def api(kafka_settings: KafkaSettings, logs_dir: Path) -> Iterator[str]:
                                                            ORDERS_HOST="127.0.0.1", ORDERS_WORKERS="2"), logs_dir)
     service.start()
     try:
-        wait_until(lambda: _answers(f"http://127.0.0.1:{port}/healthz"), 60, what="orders API /healthz")
+        wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), 60, what="orders API /healthz")
         yield f"http://127.0.0.1:{port}"
     finally:
         code, log = service.stop(), service.log()
     assert code == 0, log[-3000:]
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=2) as response:
-            return bool(response.status == 200)
-    except OSError:
-        return False
 
 
 def test_every_request_gets_the_status_it_declares(collection: dict[str, Any], api: str) -> None:
