@@ -24,6 +24,7 @@ class KafkaSettings(BaseSettings):
     max_batch: int = Field(500, ge=1, description="records per poll, and so per transaction")
     poll_timeout_ms: int = Field(100, ge=1, description="how long one poll waits for records")
     retry_backoff_seconds: float = Field(2.0, ge=0, description="pause before retrying a batch whose edge was down")
+    unassigned_rejoin_seconds: float = Field(20.0, gt=0, description="a member without partitions this long rejoins")
     session_timeout_ms: int = Field(10_000, ge=6000, description="a silent replica leaves its group after this")
     replica_id: str = Field(default_factory=socket.gethostname,
                             description="stable per replica; part of the transactional id")

@@ -90,6 +90,7 @@ class Stage(Generic[M]):
         self.consumer: Any = None
         self.producer: Any = None
         self.rebalance = _Rebalance(self)
+        self._unassigned_since: float | None = None
         self._committed: dict[Any, int] = {}  # what this member last committed, per partition
         self._lag_due = 0.0
         self._lag_partitions: set[int] = set()
@@ -115,6 +116,18 @@ class Stage(Generic[M]):
             self.producer.close(timeout=10)
             log.info("%s: stopped", self.name)
 
+    def _rejoin_if_stuck(self) -> None:
+        """A member that joined before its client knew the topic's partitions can be left with none
+        (kafka-python); after ``KAFKA_UNASSIGNED_REJOIN_SECONDS`` without any, it joins afresh."""
+        now = time.monotonic()
+        if self._unassigned_since is None:
+            self._unassigned_since = now
+        elif now - self._unassigned_since > self.settings.unassigned_rejoin_seconds:
+            log.warning("%s: no partitions for %.0fs; joining the group again", self.name, now - self._unassigned_since)
+            self._unassigned_since = None
+            self.consumer.unsubscribe()
+            self.consumer.subscribe([self.input_topic], listener=self.rebalance)
+
     def _new_producer(self) -> Any:
         # A stable id per replica: a restarted replica fences its own zombie.
         tid = f"{self.group_id}-{self.settings.replica_id}" if self.exactly_once else None
@@ -130,6 +143,9 @@ class Stage(Generic[M]):
             if not polled and not self.consumer.assignment():
                 # No partitions (yet): poll returns at once, so wait rather than spin.
                 self.stop.wait(self.settings.poll_timeout_ms / 1000)
+                self._rejoin_if_stuck()
+            else:
+                self._unassigned_since = None
             fresh = self.rebalance.take()
             if fresh:
                 # Records just fetched for new partitions start at the committed offset, which may

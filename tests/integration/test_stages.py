@@ -176,8 +176,16 @@ def test_lag_reads_zero_once_idle_even_behind_transaction_markers(kafka_settings
     with StageThread(transactions_stage(kafka_settings)), StageThread(analytics_stage(kafka_settings)):
         wait_until(lambda: sum(1 for _ in read_topic(kafka_settings, kafka_settings.topic(ORDER_CONFIRMED))) == 30,
                    60, what="30 verdicts")
-        lag = wait_until(lambda: (lambda lags: lags if not any(lags.values()) else None)(
-            group_lag(kafka_settings, "analytics", ORDER_CONFIRMED)), 30, what="analytics lag 0")
+        seen: list[dict[int, int]] = []
+
+        def idle() -> dict[int, int] | None:
+            seen.append(group_lag(kafka_settings, "analytics", ORDER_CONFIRMED))
+            return seen[-1] if not any(seen[-1].values()) else None
+
+        try:
+            lag = wait_until(idle, 60, what="analytics lag 0")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last lag seen {seen[-1:]}") from exc
     assert set(lag) == {0, 1, 2}
 
 
