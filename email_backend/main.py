@@ -24,7 +24,7 @@ from email_backend.mailer import Mailer
 from email_backend.render import render
 from orderflow import metrics
 from orderflow.events import EmailOutcome, EmailSent, OrderVerdict
-from orderflow.kafka_io import ensure_topics, make_producer, read_topic
+from orderflow.kafka_io import ensure_topics, keys_by_partition, make_producer, read_topic
 from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
 from orderflow.stage import Inbound, Output, RetryLater, Stage, StopFlag
 from orderflow.topics import EMAIL_GROUP, EMAIL_SENT_LOG, ORDER_CONFIRMED, ORDER_EMAIL_SENT
@@ -76,14 +76,12 @@ class Confirmations:
             self._log_producer.close(timeout=10)
 
     def restore(self, partitions: Sequence[int]) -> dict[int, int]:
-        for p in partitions:
-            self.recorded[p] = {r.key.decode() for r in read_topic(self.kafka, self.out_topic, partitions=[p])
-                                if r.key is not None}
-            self.sent[p] = {}
-            for r in read_topic(self.kafka, self.log_topic, partitions=[p]):
-                if r.value is not None:
-                    note = EmailSent.model_validate_json(r.value)
-                    self.sent[p][note.order_id] = note
+        self.recorded.update(keys_by_partition(self.kafka, self.out_topic, partitions))
+        self.sent.update({p: {} for p in partitions})
+        for r in read_topic(self.kafka, self.log_topic, partitions=list(partitions)):
+            if r.value is not None:
+                note = EmailSent.model_validate_json(r.value)
+                self.sent[r.partition][note.order_id] = note
         return {}
 
     def process(self, batch: Sequence[Inbound[OrderVerdict]], ends: dict[int, int]) -> list[Output]:

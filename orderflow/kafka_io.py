@@ -174,6 +174,15 @@ def read_topic(settings: KafkaSettings, topic: str, *, partitions: Iterable[int]
         consumer.close()
 
 
+def keys_by_partition(settings: KafkaSettings, topic: str, partitions: Iterable[int]) -> dict[int, set[str]]:
+    """The keys of every committed record in each of ``partitions`` of ``topic``, in one read."""
+    keys: dict[int, set[str]] = {p: set() for p in partitions}
+    for r in read_topic(settings, topic, partitions=list(keys)):
+        if r.key is not None:
+            keys[r.partition].add(r.key.decode())
+    return keys
+
+
 def read_range(consumer: KafkaConsumer, start: dict[TopicPartition, int], end: dict[TopicPartition, int], *,
                timeout: float = 30.0) -> Iterator[Record]:
     """The committed records of the assigned partitions ``start`` names, from ``start`` up to ``end`` (excluded).

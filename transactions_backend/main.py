@@ -11,7 +11,7 @@ from pydantic_settings import SettingsConfigDict
 
 from orderflow import metrics
 from orderflow.events import OrderPlaced
-from orderflow.kafka_io import ensure_topics, read_topic
+from orderflow.kafka_io import ensure_topics, keys_by_partition
 from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
 from orderflow.stage import Inbound, Output, Stage, StopFlag
 from orderflow.topics import ORDER_CONFIRMED, ORDER_DETAILS, TRANSACTIONS_GROUP
@@ -42,9 +42,7 @@ class Verdicts:
         self.decided: dict[int, set[str]] = {}
 
     def restore(self, partitions: Sequence[int]) -> dict[int, int]:
-        for p in partitions:
-            self.decided[p] = {r.key.decode() for r in read_topic(self.kafka, self.out_topic, partitions=[p])
-                               if r.key is not None}
+        self.decided.update(keys_by_partition(self.kafka, self.out_topic, partitions))
         return {}
 
     def process(self, batch: Sequence[Inbound[OrderPlaced]], ends: dict[int, int]) -> list[Output]:
