@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Generic
 
@@ -76,7 +75,7 @@ class Stage(Generic[M]):
 
     def __init__(self, *, name: str, settings: KafkaSettings, input_topic: str, model: type[M],
                  processor: Processor[M], group_id: str, health_file: str | None = None,
-                 stop: StopFlag | None = None, on_batch: Callable[[int], None] | None = None) -> None:
+                 stop: StopFlag | None = None) -> None:
         self.name = name
         self.settings = settings
         self.input_topic = input_topic
@@ -85,7 +84,8 @@ class Stage(Generic[M]):
         self.group_id = group_id
         self.health_file = Path(health_file) if health_file else None
         self.stop = stop or StopFlag()
-        self.on_batch = on_batch
+        # One id per replica, for both its group membership and its transactions.
+        self.member_id = f"{group_id}-{settings.replica_id}"
         self.exactly_once = settings.exactly_once
         self.consumer: Any = None
         self.producer: Any = None
@@ -100,13 +100,14 @@ class Stage(Generic[M]):
         self.producer = self._new_producer()
         # Static membership: a restarted replica takes its partitions straight back instead of
         # waiting for the broker to time its dead predecessor out.
-        self.consumer = make_consumer(self.settings, group_id=self.group_id,
-                                      group_instance_id=f"{self.group_id}-{self.settings.replica_id}",
+        self.consumer = make_consumer(self.settings, group_id=self.group_id, group_instance_id=self.member_id,
                                       session_timeout_ms=self.settings.session_timeout_ms)
+        if self.health_file is not None:
+            self.health_file.parent.mkdir(parents=True, exist_ok=True)
         try:
             if self.exactly_once:
                 self.producer.init_transactions()
-            self.consumer.subscribe([self.input_topic], listener=self.rebalance)
+            self._subscribe()
             log.info("%s: consuming %s as group %s (exactly_once=%s)",
                      self.name, self.input_topic, self.group_id, self.exactly_once)
             while not self.stop.stopped:
@@ -126,11 +127,14 @@ class Stage(Generic[M]):
             log.warning("%s: no partitions for %.0fs; joining the group again", self.name, now - self._unassigned_since)
             self._unassigned_since = None
             self.consumer.unsubscribe()
-            self.consumer.subscribe([self.input_topic], listener=self.rebalance)
+            self._subscribe()
+
+    def _subscribe(self) -> None:
+        self.consumer.subscribe([self.input_topic], listener=self.rebalance)
 
     def _new_producer(self) -> Any:
         # A stable id per replica: a restarted replica fences its own zombie.
-        tid = f"{self.group_id}-{self.settings.replica_id}" if self.exactly_once else None
+        tid = self.member_id if self.exactly_once else None
         return make_producer(self.settings, transactional_id=tid, linger_ms=10)
 
     def _turn(self) -> None:
@@ -180,8 +184,6 @@ class Stage(Generic[M]):
         self._commit(outputs, offsets)
         metrics.RECORDS_PROCESSED.labels(self.name).inc(len(records))
         metrics.DEAD_LETTERS.labels(self.name).inc(len(records) - len(good))
-        if self.on_batch:
-            self.on_batch(len(records))
 
     def _commit(self, outputs: list[Output], offsets: dict[Any, Any]) -> None:
         """Outputs and offsets together (one transaction), or outputs acknowledged before offsets."""
@@ -285,5 +287,4 @@ class Stage(Generic[M]):
 
     def _heartbeat(self) -> None:
         if self.health_file is not None:
-            self.health_file.parent.mkdir(parents=True, exist_ok=True)
             self.health_file.touch()
