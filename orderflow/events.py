@@ -62,6 +62,12 @@ UtcDatetime = Annotated[AwareDatetime, AfterValidator(lambda value: value.astime
 
 ProductName = Annotated[str, AfterValidator(_strip), Field(min_length=1, max_length=200)]
 
+# An address already checked in full (``EmailStr``, by the API) and carried on by events: only its
+# shape is checked again. email-validator costs ~50 us a call, more than the rest of an order's parse,
+# and every stage parses every order.
+EmailAddress = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$",
+                                    json_schema_extra={"format": "email"})]
+
 
 class Contract(BaseModel):
     """Base of request bodies: unknown fields are an error the client should hear about."""
@@ -178,7 +184,7 @@ class OrderPlaced(Event):
 
     order_id: Identifier
     user_id: Identifier
-    user_email: EmailStr
+    user_email: EmailAddress
     order_details: OrderDetailsRecord
     total: Decimal
     payment: PaymentSummary | None = None

@@ -180,3 +180,18 @@ def test_requests_still_refuse_unknown_fields_inside_the_order() -> None:
     with pytest.raises(ValidationError) as exc:
         OrderRequest.model_validate({"user_id": 1, "user_email": "a@b.co", "order_details": {"price": 1, "gift": 1}})
     assert exc.value.errors()[0]["loc"] == ("order_details", "gift")
+
+
+@pytest.mark.parametrize("address", ["ada@example", "ada@@example.com", "ada@exa mple.com", "ada.example.com"])
+def test_the_api_checks_an_address_in_full(address: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse(body(user_email=address))
+    assert [e["loc"] for e in caught.value.errors()] == [("user_email",)]
+
+
+def test_events_carry_the_checked_address_and_refuse_a_shapeless_one() -> None:
+    wire = json.loads(placed().to_bytes())
+    assert OrderPlaced.model_validate(wire).user_email == "a@b.co"
+    for broken in ("no-at-sign", "two@@ats", "a b@c.co", ""):
+        with pytest.raises(ValidationError):
+            OrderPlaced.model_validate({**wire, "user_email": broken})
