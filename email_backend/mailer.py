@@ -13,7 +13,7 @@ import logging
 import smtplib
 import time
 from dataclasses import dataclass
-from email.message import EmailMessage
+from email.message import Message
 
 from orderflow.stage import RetryLater
 
@@ -71,7 +71,7 @@ class Mailer:
                 pass
             self._smtp = None
 
-    def send(self, msg: EmailMessage) -> Delivery:
+    def send(self, msg: Message) -> Delivery:
         """Deliver ``msg``; a refused message comes back as a failed ``Delivery`` with the reason."""
         error, server_down = "", False
         for attempt in range(1, self.attempts + 1):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
+from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import parsedate_to_datetime
 
@@ -24,8 +25,10 @@ def confirmed(*, order_id: str = "o-42", details: OrderDetails | None = None,
     return OrderVerdict(order_id=order_id, status="confirmed", order=placed)
 
 
-def send(verdict: OrderVerdict) -> EmailMessage:
-    return render(verdict, sender="shop@shop.test", domain="shop.test")
+def send(verdict: OrderVerdict, sender: str = "shop@shop.test") -> EmailMessage:
+    """The message as an SMTP server receives it, read back with the modern parser."""
+    raw = render(verdict, sender=sender, domain="shop.test").as_bytes()
+    return message_from_bytes(raw, policy=policy.default)  # type: ignore[return-value]
 
 
 def test_headers() -> None:
@@ -78,3 +81,16 @@ def test_a_message_is_plain_text_utf8() -> None:
 def test_placed_time_is_shown_in_utc_whatever_the_offset() -> None:
     at = PLACED_AT.astimezone(timezone(timedelta(hours=2)))
     assert "Placed: 2025-03-15 09:05:07 UTC" in send(confirmed(at=at)).get_content()
+
+
+def test_a_shop_name_with_accents_is_encoded_and_reads_back() -> None:
+    msg = send(confirmed(), sender="Boutique Crème <orders@shop.test>")
+    assert msg["From"].addresses[0].display_name == "Boutique Crème"
+    assert msg["From"].addresses[0].addr_spec == "orders@shop.test"
+
+
+def test_the_raw_message_is_seven_bit_and_readable() -> None:
+    details = OrderDetails(items=[LineItem(product="Crème brûlée", quantity=2, unit_price=Decimal("4.25"))])
+    raw = render(confirmed(details=details), sender="shop@shop.test", domain="shop.test").as_bytes()
+    assert raw.isascii()
+    assert b"Total: 8.50 USD" in raw  # quoted-printable: ASCII lines stay as they are
