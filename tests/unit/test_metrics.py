@@ -114,3 +114,13 @@ def test_a_dead_worker_leaves_no_live_gauge(monkeypatch: pytest.MonkeyPatch, tmp
     (tmp_path / "counter_4242.db").write_bytes(b"")
     gunicorn_conf.child_exit(None, SimpleNamespace(pid=4242))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_4242.db"], "counters outlive their worker"
+
+
+def test_a_new_worker_connects_its_producer_before_its_first_order() -> None:
+    import threading
+
+    called = threading.Event()
+    publisher = SimpleNamespace(connected=lambda: called.set() or True)
+    gunicorn_conf.post_worker_init(SimpleNamespace(wsgi=SimpleNamespace(extensions={"orders_publisher": publisher})))
+    assert called.wait(5), "post_worker_init did not connect the worker's producer"
+    gunicorn_conf.post_worker_init(SimpleNamespace(wsgi=object()))  # another WSGI app: nothing to connect
