@@ -1,7 +1,8 @@
 """email_backend: confirmed verdicts in ``order_confirmed`` -> SMTP -> ``order_email_sent``.
 
 SMTP is outside Kafka's transactions, so each delivery (accepted, or refused for good) is also
-noted in ``email_sent_log``, outside the transaction, before the next email. After a crash or a
+noted in ``email_sent_log``, outside the transaction, acknowledged before the next email is handed
+over (its envelope is sent while the note travels). After a crash or a
 rewind, an order found in that log but without an outcome gets its outcome recorded from the note,
 without a second email. What stays open is the instant between the server's 250 and the note
 reaching Kafka: an email in that instant is sent again, with the same ``Message-ID``, which mail
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -65,6 +67,7 @@ class Confirmations:
         self.recorded: dict[int, set[str]] = {}
         self.sent: dict[int, dict[str, EmailSent]] = {}
         self._log_producer = None
+        self._unsettled: list[Any] = []  # notes sent, not yet acknowledged by the broker
 
     def _sent_log(self):  # type: ignore[no-untyped-def]
         if self._log_producer is None:
@@ -95,11 +98,19 @@ class Confirmations:
                 outcome = self._deliver(item.value, item.record.partition)
                 if outcome is not None:
                     outputs.append(Output(self.out_topic, outcome.order_id, outcome.to_bytes()))
+            self._settle_note()  # every note of the batch is in the log before its outcomes are committed
         finally:
             self.mailer.close()
             if self._log_producer is not None:
                 self._log_producer.flush(timeout=30)
+            self._unsettled.clear()
         return outputs
+
+    def _settle_note(self) -> None:
+        """Wait for the broker's ack of every note sent (raises, and so rewinds, if one failed)."""
+        while self._unsettled:
+            self._unsettled[0].get(30)
+            self._unsettled.pop(0)
 
     def _deliver(self, verdict: OrderVerdict, partition: int) -> EmailOutcome | None:
         recorded = self.recorded.setdefault(partition, set())
@@ -114,7 +125,9 @@ class Confirmations:
                                 message_id=already.message_id, attempts=already.attempts, error=already.error)
         msg = render(verdict, sender=self.sender, domain=self.domain)
         try:
-            delivery = self.mailer.send(msg)
+            # The previous email's note must be acknowledged before this one is handed over, so a
+            # crash can repeat at most the email in flight; its envelope goes out meanwhile.
+            delivery = self.mailer.send(msg, before_data=self._settle_note)
         except RetryLater:
             recorded.discard(verdict.order_id)
             raise
@@ -122,8 +135,8 @@ class Confirmations:
         note = EmailSent(order_id=verdict.order_id, status=status, message_id=str(msg["Message-ID"]),
                          attempts=delivery.attempts, error=delivery.error)
         self.sent[partition][verdict.order_id] = note
-        # Acknowledged before the next email, so a crash can repeat at most the email in flight.
-        self._sent_log().send(self.log_topic, key=verdict.order_id.encode(), value=note.to_bytes()).get(30)
+        self._unsettled.append(self._sent_log().send(self.log_topic, key=verdict.order_id.encode(),
+                                                     value=note.to_bytes()))
         (metrics.EMAILS_SENT if delivery.ok else metrics.EMAILS_FAILED).inc()
         log.log(logging.INFO if delivery.ok else logging.WARNING, "order %s email %s after %d attempt(s)",
                 verdict.order_id, status, delivery.attempts,

@@ -58,18 +58,20 @@ def read_models(settings: KafkaSettings, topic: str, model: type[M]) -> list[M]:
 class SmtpSink:
     """A real SMTP server (aiosmtpd) that keeps what it receives; can refuse for a while."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, smtputf8: bool = True) -> None:
         self.port = port
         self.messages: list[Message] = []
+        self.raw: list[bytes] = []
         self.refuse = False
         self._lock = threading.Lock()
-        self._controller = Controller(self, hostname="127.0.0.1", port=port)
+        self._controller = Controller(self, hostname="127.0.0.1", port=port, enable_SMTPUTF8=smtputf8)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
         if self.refuse:
             return "451 Try again later"
         with self._lock:
             self.messages.append(message_from_bytes(envelope.content))
+            self.raw.append(envelope.original_content or envelope.content)
         return "250 OK"
 
     def received(self) -> list[Message]:
