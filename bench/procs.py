@@ -36,6 +36,22 @@ def produce_backlog(settings: KafkaSettings, topic: str, records: list[tuple[byt
         producer.close(timeout=10)
 
 
+def produce_acked_one_by_one(settings: KafkaSettings, topic: str, records: list[tuple[bytes, bytes]],
+                             **overrides: Any) -> tuple[float, float]:
+    """Send each record and wait for its ack before the next, as ``POST /order`` does with one request in
+    flight; return (records/s, CPU ms per record of this process, which runs nothing else meanwhile)."""
+    producer = make_producer(settings, **overrides)
+    try:
+        producer.send(topic, key=b"warm", value=records[0][1]).get(timeout=30)  # connection, metadata, pid
+        cpu, start = time.process_time(), time.perf_counter()
+        for key, value in records:
+            producer.send(topic, key=key, value=value).get(timeout=30)
+        elapsed, used = time.perf_counter() - start, time.process_time() - cpu
+        return len(records) / elapsed, 1000 * used / len(records)
+    finally:
+        producer.close(timeout=10)
+
+
 # -- consumer group progress ------------------------------------------------------------------------
 class GroupWatch:
     """Committed offsets of a group, as the broker has them (one OffsetFetch per look)."""

@@ -6,6 +6,8 @@
 from __future__ import annotations
 
 import argparse
+import smtplib
+import time
 from typing import Any
 
 from orderflow.devsmtp import serve_until_signal
@@ -18,6 +20,15 @@ class Count:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
         self.n += 1
         return "250 OK"
+
+
+def ceiling(port: int, messages: list[bytes]) -> float:
+    """Messages/s that one smtplib connection gets through this sink: sendmail in a loop, no Kafka."""
+    with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
+        start = time.perf_counter()
+        for raw in messages:
+            smtp.sendmail("orders@shop.example", ["ada@example.com"], raw)
+        return len(messages) / (time.perf_counter() - start)
 
 
 def main() -> None:

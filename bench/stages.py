@@ -20,7 +20,20 @@ import uuid
 from pathlib import Path
 
 from bench.common import Report, Samples, say
-from bench.procs import GroupWatch, Proc, Stuck, end_offsets, produce_backlog, service_env, wait_drained
+from bench.http_ladder import wait_port
+from bench.procs import (
+    GroupWatch,
+    Proc,
+    Stuck,
+    end_offsets,
+    produce_acked_one_by_one,
+    produce_backlog,
+    service_env,
+    wait_drained,
+)
+from bench.smtpsink import ceiling as smtp_ceiling
+from email_backend.render import render
+from orderflow.events import OrderVerdict
 from orderflow.kafka_io import ensure_topics
 from orderflow.localkafka import free_port
 from orderflow.settings import KafkaSettings
@@ -34,6 +47,8 @@ from orderflow.topics import (
 )
 
 CLIENT = "2 client ceiling (kafka-python, our settings)"
+SMTP = "2 SMTP ceiling (smtplib, one connection, to the bench's aiosmtpd sink)"
+ONE_BY_ONE = 2000  # records sent one at a time, each waiting for its ack
 STAGES = "4 stages draining a backlog (real services as processes)"
 
 
@@ -97,8 +112,24 @@ def run(report: Report, base: KafkaSettings, work: Path, samples: Samples, *, ro
     report.facts["email_backlog"] = email_backlog
     produce = report.row(CLIENT, "produce loop (make_producer as shipped: acks=all, idempotent)",
                          note=f"{backlog} orders of {len(samples.order)} B, send all then flush")
+    one = report.row(CLIENT, "one record at a time, each waiting for its ack (POST /order with one request in flight)",
+                     note=f"{ONE_BY_ONE} orders; make_producer as the API has it (linger 5 ms) and with linger 0")
+    one_l0 = report.row(CLIENT, "one record at a time, linger_ms=0", note="the same without linger")
+    smtp = report.row(SMTP, "sendmail in a loop, pre-rendered confirmation emails", unit="msg/s",
+                      note=f"{email_backlog} emails; no Kafka: what one email_backend connection could reach")
+    mails = [render(OrderVerdict.model_validate_json(v), sender="The Shop <orders@shop.example>",
+                    domain="shop.example").as_bytes() for _, v in verdicts[:email_backlog]]
     with Proc("bench.smtpsink", "--port", str(smtp_port), env={}, log=work / "smtpsink.log"):
+        wait_port(smtp_port)
         for r in range(rounds):
+            smtp.fig("rate").add(smtp_ceiling(smtp_port, mails))
+            ones = fresh(base, "one", True)
+            for row, extra in ((one, {}), (one_l0, {"linger_ms": 0})):
+                rate, cpu_ms = produce_acked_one_by_one(ones, ones.topic(ORDER_DETAILS), orders[:ONE_BY_ONE], **extra)
+                row.fig("rate").add(rate)
+                row.fig("cpu_ms_per_rec").add(cpu_ms)
+            say(f"round {r + 1}: SMTP ceiling {smtp.fig('rate').values[-1]:.0f} msg/s, acked one by one "
+                f"{one.fig('rate').values[-1]:.0f}/s ({one.fig('cpu_ms_per_rec').values[-1]:.2f} ms CPU each)")
             for eos in (True, False):
                 mode = mode_name(eos)
                 raw = report.row(CLIENT, f"consume->produce loop, {mode}",

@@ -87,6 +87,11 @@ def targets(report: Report) -> dict[str, Any]:
         if row.section.startswith("4 ") and row.ratio_to:
             ratio = report.ratio(row)
             out[f"stage {row.name}"] = {"ratio": ratio, "target": 0.50, "met": ratio is not None and ratio >= 0.50}
+    smtp = next((r for r in report.rows.values() if r.section.startswith("2 SMTP")), None)
+    email = report.rows.get(next((k for k in report.rows if k.endswith("/email_backend, transactions")), ""))
+    if smtp is not None and email is not None and smtp.median() and email.median():
+        out["email_backend / SMTP ceiling (not a target)"] = {"ratio": email.median() / smtp.median(),  # type: ignore[operator]
+                                                              "info": True}
     for row in report.rows.values():
         if row.section.startswith("5 ") and row.name.startswith("500 "):
             p99 = row.median("p99_ms")
@@ -108,6 +113,8 @@ def render_targets(found: dict[str, Any]) -> str:
         if name.startswith("exactly-once"):
             lines.append(f"  {name}:")
             lines += [f"    {k:<40} {v:.2f}" for k, v in value.items()]
+        elif value.get("info"):
+            lines.append(f"  {name}: {value['ratio']:.2f}")
         elif "ratio" in value:
             r = value["ratio"]
             verdict = "met" if value["met"] else "NOT met"
