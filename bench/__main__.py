@@ -47,7 +47,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--email-backlog", type=int, default=2_000, help="verdicts email_backend drains (SMTP is slow)")
     p.add_argument("--http-seconds", type=float, default=3.0)
     p.add_argument("--http-connections", type=int, default=16)
-    p.add_argument("--http-configs", default="gthread:2:8,sync:4:1,gthread:2:16",
+    p.add_argument("--http-configs", default="gthread:2:16,sync:4:1,gthread:2:8",
                    help="worker_class:workers:threads,... the first is the shipped default (full ladder)")
     p.add_argument("--e2e-seconds", type=float, default=8.0)
     p.add_argument("--partitions", type=int, default=6)

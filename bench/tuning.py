@@ -26,12 +26,12 @@ from orderflow.settings import KafkaSettings
 from orderflow.topics import ORDER_DETAILS, TRANSACTIONS_GROUP
 
 HTTP_KNOBS: dict[str, tuple[dict[str, str], tuple[str, int, int]]] = {
-    "baseline (as shipped: gthread 2x8, linger 5 ms)": ({}, ("gthread", 2, 8)),
-    "gthread 2x16 (ORDERS_THREADS=16)": ({}, ("gthread", 2, 16)),
-    "gthread 3x8 (ORDERS_WORKERS=3)": ({}, ("gthread", 3, 8)),
-    "API producer linger_ms=0": ({"BENCH_PRODUCER": '{"linger_ms": 0}'}, ("gthread", 2, 8)),
-    "sys.setswitchinterval(1 ms) in workers": ({"BENCH_SWITCH_INTERVAL": "0.001"}, ("gthread", 2, 8)),
-    "ORDERS_LOG_LEVEL=WARNING (no log line per order)": ({"ORDERS_LOG_LEVEL": "WARNING"}, ("gthread", 2, 8)),
+    "baseline (as shipped: gthread 2x16, linger 5 ms)": ({}, ("gthread", 2, 16)),
+    "gthread 2x8 (ORDERS_THREADS=8)": ({}, ("gthread", 2, 8)),
+    "gthread 3x16 (ORDERS_WORKERS=3)": ({}, ("gthread", 3, 16)),
+    "API producer linger_ms=0": ({"BENCH_PRODUCER": '{"linger_ms": 0}'}, ("gthread", 2, 16)),
+    "sys.setswitchinterval(1 ms) in workers": ({"BENCH_SWITCH_INTERVAL": "0.001"}, ("gthread", 2, 16)),
+    "ORDERS_LOG_LEVEL=WARNING (no log line per order)": ({"ORDERS_LOG_LEVEL": "WARNING"}, ("gthread", 2, 16)),
 }
 STAGE_KNOBS: dict[str, tuple[dict[str, str], int | None]] = {
     "baseline (KAFKA_MAX_BATCH 500, linger 10 ms, batch 64 KiB)": ({}, None),

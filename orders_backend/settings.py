@@ -15,7 +15,7 @@ class Settings(BaseSettings):
     host: str = "0.0.0.0"
     port: int = 5002
     workers: int = Field(2, ge=1)
-    threads: int = Field(8, ge=1)
+    threads: int = Field(16, ge=1)
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="larger bodies get 413")
     publish_timeout_seconds: float = Field(5.0, gt=0, description="wait for the broker's ack this long")
     retry_after_seconds: int = Field(5, ge=1, description="Retry-After on 503")
