@@ -2,7 +2,7 @@
 
     python -m bench.rawloop --input T --output T2 --group G [--eos]
 
-Same clients as ``orderflow.stage.Stage`` (``make_consumer``/``make_producer``, linger 10 ms, static
+Same clients as ``orderflow.stage.Stage`` (``make_consumer``/``make_producer``, linger 10 ms, retry backoff, static
 membership, ``max_batch`` records per poll); each polled batch is copied to the output as is and
 committed, in one transaction with ``--eos`` or flush-then-commit without. Runs until SIGTERM.
 ``BENCH_NO_CRC32C=1`` hides the C ``crc32c`` module so kafka-python falls back to pure Python.
@@ -22,6 +22,7 @@ from kafka import OffsetAndMetadata, TopicPartition  # noqa: E402 - after the cr
 
 from orderflow.kafka_io import make_consumer, make_producer  # noqa: E402
 from orderflow.settings import KafkaSettings  # noqa: E402
+from orderflow.stage import RETRY_BACKOFF_MS  # noqa: E402
 
 
 def main() -> None:
@@ -39,7 +40,8 @@ def main() -> None:
         stopped = True
 
     signal.signal(signal.SIGTERM, stop)
-    producer = make_producer(settings, transactional_id=f"{args.group}-raw" if args.eos else None, linger_ms=10)
+    producer = make_producer(settings, transactional_id=f"{args.group}-raw" if args.eos else None, linger_ms=10,
+                             retry_backoff_ms=RETRY_BACKOFF_MS)
     consumer = make_consumer(settings, group_id=args.group, group_instance_id=f"{args.group}-raw",
                              session_timeout_ms=settings.session_timeout_ms)
     try:
