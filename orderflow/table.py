@@ -9,7 +9,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
 
 from kafka.errors import KafkaError
 from kafka.partitioner.default import murmur2
@@ -29,6 +30,53 @@ def partition_for(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
+T = TypeVar("T")
+
+
+class SharedProbe(Generic[T]):
+    """``probe()`` on behalf of many threads: each caller gets the result of a call that *started after
+    it arrived* (what read-your-writes needs), and callers that arrive together share that call.
+
+    While one call is in flight, new callers wait for the next one, which then serves all of them:
+    at most two calls' time per caller, and one broker round trip per burst instead of one per caller.
+    """
+
+    def __init__(self, probe: Callable[[float], T]) -> None:
+        self._probe = probe
+        self._cond = threading.Condition(threading.Lock())
+        self._started = 0  # calls started so far
+        self._finished = 0  # the number of the last call that finished
+        self._running = False
+        self._outcome: tuple[T | None, BaseException | None] = (None, None)
+
+    def __call__(self, timeout: float) -> T:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            wanted = self._started + 1  # the first call that starts from now on
+            while self._finished < wanted:
+                if not self._running:
+                    self._running = True
+                    self._started += 1
+                    number = self._started
+                    self._cond.release()
+                    try:
+                        outcome: tuple[T | None, BaseException | None] = (self._probe(timeout), None)
+                    except Exception as exc:  # noqa: BLE001 - handed to every caller of this call
+                        outcome = (None, exc)
+                    finally:
+                        self._cond.acquire()
+                    self._running, self._finished, self._outcome = False, number, outcome
+                    self._cond.notify_all()
+                else:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0 or not self._cond.wait(remaining):
+                        raise TimeoutError(f"no probe finished within {timeout}s")
+            result, error = self._outcome
+        if error is not None:
+            raise error
+        return result  # type: ignore[return-value]
+
+
 class TopicTable:
     """key -> the first value written under it (later writes of a key are repeats, not updates)."""
 
@@ -41,6 +89,7 @@ class TopicTable:
         self._cond = threading.Condition()
         self._probe_lock = threading.Lock()
         self._probe: Any = None
+        self._ends = SharedProbe(self._end_offsets)
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -85,7 +134,10 @@ class TopicTable:
                 if not self._cond.wait(max(0.0, deadline - time.monotonic())):
                     raise TableNotReady(f"{self.topic}: no partitions known yet")
             partition = partition_for(key, self._partitions)
-        end = self._end_offset(partition, timeout)
+        try:
+            end = self._ends(timeout)[partition]
+        except (KafkaError, TimeoutError) as exc:
+            raise TableNotReady(f"{self.topic}: end offsets unknown: {exc}") from exc
         with self._cond:
             while self._positions.get(partition, 0) < end:
                 remaining = deadline - time.monotonic()
@@ -93,15 +145,14 @@ class TopicTable:
                     raise TableNotReady(f"{self.topic}/{partition} behind after {timeout}s")
             return self._values.get(key)
 
-    def _end_offset(self, partition: int, timeout: float) -> int:
-        tp = TopicPartition(self.topic, partition)
+    def _end_offsets(self, timeout: float) -> dict[int, int]:
+        """Every partition's end offset, in one request (run by ``SharedProbe``, one call at a time)."""
+        tps = [TopicPartition(self.topic, p) for p in range(self._partitions)]
         with self._probe_lock:
-            try:
-                if self._probe is None:
-                    self._probe = make_consumer(self.settings, group_id=None, bootstrap_timeout_ms=int(timeout * 1000))
-                return int(self._probe.end_offsets([tp], timeout_ms=int(timeout * 1000))[tp])
-            except KafkaError as exc:
-                raise TableNotReady(f"{self.topic}: {exc}") from exc
+            if self._probe is None:
+                self._probe = make_consumer(self.settings, group_id=None, bootstrap_timeout_ms=int(timeout * 1000))
+            ends = self._probe.end_offsets(tps, timeout_ms=int(timeout * 1000))
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
 
     def _follow(self) -> None:
         delay = 0.5
