@@ -52,7 +52,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 	$(BIN)/pip install -q -e '.[bench]'
 	@touch $@
 
-bench: $(VENV)/.bench-installed ## figures against their ceilings on its own broker (~12 min, never in test); BENCH_ARGS=--quick
+bench: $(VENV)/.bench-installed ## figures against their ceilings on its own broker (~10 min, never in test); BENCH_ARGS=--quick
 	@scripts/ensure-system-deps.sh
 	@scripts/ensure-bench-tools.sh
 	@$(BIN)/python -m orderflow.localkafka fetch
