@@ -112,6 +112,14 @@ class Stage(Generic[M]):
         try:
             if self.exactly_once:
                 self.producer.init_transactions()
+            # Join the group only once the broker reports the input topic (a single-topic metadata
+            # request, on the producer's client): a consumer that joins before its metadata has the
+            # topic can be left without partitions (kafka-python), as starts right after the topics
+            # were created showed.
+            try:
+                self.producer.partitions_for(self.input_topic)
+            except KafkaError as exc:  # subscribe anyway: the rejoin watchdog covers a missed assignment
+                log.warning("%s: %s not known to the broker yet (%s)", self.name, self.input_topic, exc)
             self._subscribe()
             log.info("%s: consuming %s as group %s (exactly_once=%s)",
                      self.name, self.input_topic, self.group_id, self.exactly_once)
