@@ -58,15 +58,16 @@ class SharedProbe(Generic[T]):
                     self._running = True
                     self._started += 1
                     number = self._started
+                    outcome: tuple[T | None, BaseException | None] = (None, RuntimeError("the probe was interrupted"))
                     self._cond.release()
                     try:
-                        outcome: tuple[T | None, BaseException | None] = (self._probe(timeout), None)
+                        outcome = (self._probe(timeout), None)
                     except Exception as exc:  # noqa: BLE001 - handed to every caller of this call
                         outcome = (None, exc)
-                    finally:
+                    finally:  # even when interrupted, so that later callers are not left waiting
                         self._cond.acquire()
-                    self._running, self._finished, self._outcome = False, number, outcome
-                    self._cond.notify_all()
+                        self._running, self._finished, self._outcome = False, number, outcome
+                        self._cond.notify_all()
                 else:
                     remaining = deadline - time.monotonic()
                     if remaining <= 0 or not self._cond.wait(remaining):

@@ -76,3 +76,18 @@ def test_a_caller_waiting_on_a_stuck_call_times_out() -> None:
             shared(0.2)
         probe.gate.release()
         assert stuck.result(5) == 1
+
+
+def test_an_interrupted_call_does_not_leave_later_callers_waiting() -> None:
+    calls: list[int] = []
+
+    def probe(timeout: float) -> int:
+        calls.append(1)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return len(calls)
+
+    shared = SharedProbe(probe)
+    with pytest.raises(KeyboardInterrupt):
+        shared(5)
+    assert shared(1) == 2
