@@ -51,8 +51,9 @@ def _reset(smtp: smtplib.SMTP) -> None:
 
 
 def transfer(smtp: smtplib.SMTP, msg: Message, before_data: Callable[[], None]) -> None:
-    """``smtplib.SMTP.sendmail`` in its steps (MAIL, RCPT, DATA), raising the same exceptions, with
-    ``before_data`` run between the accepted envelope and DATA."""
+    """``smtplib.SMTP.sendmail`` in its steps (MAIL, RCPT, DATA), raising its exceptions, with
+    ``before_data`` run between the accepted envelope and DATA. Unlike ``send_message``, a non-ASCII
+    address on a server without SMTPUTF8 is refused as this message's failure (553), not the server's."""
     sender = parseaddr(msg["From"])[1]
     recipients = [address for _, address in getaddresses(msg.get_all("To", []))]
     options: list[str] = []
@@ -75,8 +76,9 @@ def transfer(smtp: smtplib.SMTP, msg: Message, before_data: Callable[[], None]) 
         _reset(smtp)
         raise smtplib.SMTPRecipientsRefused(refused)
     before_data()
-    # With SMTPUTF8 the headers go out as UTF-8; otherwise they are ASCII (RFC 2047 where needed).
-    code, reply = smtp.data(msg.as_bytes(policy=SMTPUTF8) if options else msg.as_bytes())
+    # CRLF line ends, as SMTP requires (smtplib converts a str but sends bytes as they are); with
+    # SMTPUTF8 the headers go out as UTF-8, otherwise they are ASCII (RFC 2047 where needed).
+    code, reply = smtp.data(msg.as_bytes(policy=SMTPUTF8 if options else msg.policy.clone(linesep="\r\n")))
     if code != 250:
         _reset(smtp)
         raise smtplib.SMTPDataError(code, reply)

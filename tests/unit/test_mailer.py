@@ -30,6 +30,8 @@ def test_before_data_runs_after_the_envelope_and_before_the_server_has_the_messa
     assert seen == [0]  # called once, while the server had nothing yet
     [got] = smtp_sink.received()
     assert got["X-Order-Id"] == "o-1" and got["To"] == "buyer@example.com"
+    [raw] = smtp_sink.raw
+    assert b"\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")  # SMTP's CRLF, no bare LF
 
 
 def test_a_message_refused_at_data_is_retried_then_reported_failed(smtp_sink: SmtpSink) -> None:
