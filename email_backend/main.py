@@ -94,6 +94,7 @@ class Confirmations:
             for item in batch:
                 if time.monotonic() - started > self.batch_seconds:
                     # Every delivery so far is in the log: the rewind re-records them without resending.
+                    self._settle_note()
                     raise RetryLater(f"SMTP took over {self.batch_seconds:.0f}s for this batch; resuming")
                 outcome = self._deliver(item.value, item.record.partition)
                 if outcome is not None:
@@ -101,9 +102,9 @@ class Confirmations:
             self._settle_note()  # every note of the batch is in the log before its outcomes are committed
         finally:
             self.mailer.close()
+            self._unsettled.clear()
             if self._log_producer is not None:
                 self._log_producer.flush(timeout=30)
-            self._unsettled.clear()
         return outputs
 
     def _settle_note(self) -> None:
