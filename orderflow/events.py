@@ -65,7 +65,9 @@ ProductName = Annotated[str, AfterValidator(_strip), Field(min_length=1, max_len
 # An address already checked in full (``EmailStr``, by the API) and carried on by events: only its
 # shape is checked again. email-validator costs ~50 us a call, more than the rest of an order's parse,
 # and every stage parses every order.
-EmailAddress = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$",
+# Characters that would turn the address into a list, a display name or a route in a header are refused.
+EmailAddress = Annotated[str, Field(min_length=3, max_length=320,
+                                    pattern=r'^[^@\s,;:<>()"\[\]\\]+@[^@\s,;:<>()"\[\]\\]+$',
                                     json_schema_extra={"format": "email"})]
 
 

@@ -54,24 +54,25 @@ class SharedProbe(Generic[T]):
         with self._cond:
             wanted = self._started + 1  # the first call that starts from now on
             while self._finished < wanted:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"no probe finished within {timeout}s")
                 if not self._running:
                     self._running = True
                     self._started += 1
                     number = self._started
-                    outcome: tuple[T | None, BaseException | None] = (None, RuntimeError("the probe was interrupted"))
+                    outcome: tuple[T | None, BaseException | None] = (None, TimeoutError("the probe was interrupted"))
                     self._cond.release()
                     try:
-                        outcome = (self._probe(timeout), None)
+                        outcome = (self._probe(remaining), None)  # what is left of this caller's time
                     except Exception as exc:  # noqa: BLE001 - handed to every caller of this call
                         outcome = (None, exc)
                     finally:  # even when interrupted, so that later callers are not left waiting
                         self._cond.acquire()
                         self._running, self._finished, self._outcome = False, number, outcome
                         self._cond.notify_all()
-                else:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0 or not self._cond.wait(remaining):
-                        raise TimeoutError(f"no probe finished within {timeout}s")
+                elif not self._cond.wait(remaining):
+                    raise TimeoutError(f"no probe finished within {timeout}s")
             result, error = self._outcome
         if error is not None:
             raise error

@@ -91,3 +91,23 @@ def test_an_interrupted_call_does_not_leave_later_callers_waiting() -> None:
     with pytest.raises(KeyboardInterrupt):
         shared(5)
     assert shared(1) == 2
+
+
+def test_a_caller_that_runs_the_probe_after_waiting_passes_on_only_its_remaining_time() -> None:
+    probe = GatedProbe()
+    budgets: list[float] = []
+
+    def measured(timeout: float) -> int:
+        budgets.append(timeout)
+        return probe(timeout)
+
+    shared = SharedProbe(measured)
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(shared, 5)
+        assert probe.started.acquire(timeout=5)
+        second = pool.submit(shared, 2)
+        time.sleep(0.5)  # the second caller spends a quarter of its budget waiting
+        probe.gate.release()
+        probe.gate.release()
+        assert (first.result(5), second.result(5)) == (1, 2)
+    assert budgets[0] > 4.9 and budgets[1] <= 1.6
