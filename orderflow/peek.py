@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from orderflow.kafka_io import Record, TopicPartition, make_consumer
+from orderflow.kafka_io import Record, TopicPartition, make_consumer, read_range
 from orderflow.settings import KafkaSettings
 
 
@@ -32,13 +31,12 @@ def peek_topics(settings: KafkaSettings, topics: Iterable[str], *, last: int = 5
             consumer.assign(tps)
             for tp in tps:
                 peeks[tp.topic].offsets[tp.partition] = (begin[tp], end[tp])
-                consumer.seek(tp, max(begin[tp], end[tp] - last))
-            pending = {tp for tp in tps if consumer.position(tp) < end[tp]}
-            deadline = time.monotonic() + timeout
-            while pending and time.monotonic() < deadline:
-                for tp, records in consumer.poll(timeout_ms=100).items():
-                    peeks[tp.topic].records += [Record.of(r) for r in records if r.offset < end[tp]]
-                pending = {tp for tp in pending if consumer.position(tp) < end[tp]}
+            start = {tp: max(begin[tp], end[tp] - last) for tp in tps}
+            try:
+                for r in read_range(consumer, start, end, timeout=timeout):
+                    peeks[r.topic].records.append(r)
+            except TimeoutError:
+                pass  # a partition that stalls: show what was read
         for peek in peeks.values():
             peek.records = sorted(peek.records, key=lambda r: (r.timestamp_ms, r.offset), reverse=True)[:last]
         return list(peeks.values())
