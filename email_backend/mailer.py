@@ -57,12 +57,11 @@ def transfer(smtp: smtplib.SMTP, msg: Message, before_data: Callable[[], None]) 
     sender = parseaddr(msg["From"])[1]
     recipients = [address for _, address in getaddresses(msg.get_all("To", []))]
     options: list[str] = []
+    smtp.ehlo_or_helo_if_needed()
     if not "".join([sender, *recipients]).isascii():
-        smtp.ehlo_or_helo_if_needed()
         if not smtp.has_extn("smtputf8"):  # the address cannot be written: this message fails, not the server
             raise smtplib.SMTPRecipientsRefused({r: (553, b"SMTPUTF8 needed, not offered") for r in recipients})
         options = ["SMTPUTF8"]
-    smtp.ehlo_or_helo_if_needed()
     code, reply = smtp.mail(sender, options)
     if code != 250:
         _reset(smtp)
