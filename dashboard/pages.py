@@ -17,6 +17,7 @@ from flask import Flask, jsonify, render_template
 
 from dashboard.catalogue import CATALOGUE
 from dashboard.feed import Feed
+from dashboard.lag import describe
 from dashboard.settings import Settings
 from orderflow.kafka_io import KafkaError, Record
 from orderflow.peek import TopicPeek, peek_topics
@@ -74,7 +75,7 @@ class TopicsCache:
                     self._result = peek_topics(self.kafka, self.names, last=TOPIC_MESSAGES), None
                 except (KafkaError, OSError) as exc:
                     log.warning("topic view: %s", exc)
-                    self._result = [], f"{type(exc).__name__}: {exc}"
+                    self._result = [], describe(exc)
                 self._read_at = time.monotonic()
             return self._result
 
