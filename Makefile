@@ -24,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 kafka: venv ## Java, Maven and Apache Kafka's jars from Maven Central (cached), unless KAFKA_BOOTSTRAP_SERVERS is set
 ifeq ($(KAFKA_BOOTSTRAP_SERVERS),)
 	@scripts/ensure-system-deps.sh
-	@$(BIN)/python -m orderflow.localkafka fetch
+	@$(BIN)/python -m devtools.localkafka fetch
 else
 	@echo "using the Kafka cluster at $(KAFKA_BOOTSTRAP_SERVERS): nothing to provision"
 endif
@@ -32,7 +32,7 @@ endif
 setup: venv kafka ## everything the commands below need
 
 run: setup ## start Kafka and all five services; Ctrl-C stops them
-	$(BIN)/python -m orderflow.devstack
+	$(BIN)/python -m devtools.devstack
 
 browser: ## Debian's Chromium for the dashboard's browser test (apt-get when missing)
 	@scripts/ensure-chromium.sh
@@ -43,8 +43,10 @@ test: setup browser ## the whole suite: unit, integration (real broker), end to 
 test-unit: venv ## the pure tests only, no broker
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
 
-lint: venv ## ruff
+lint: venv ## ruff, mypy and the import contracts (orderflow.kafka is the only door to kafka-python)
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 BENCH_ARGS ?=
 
@@ -55,7 +57,7 @@ $(VENV)/.bench-installed: $(VENV)/.installed pyproject.toml
 bench: $(VENV)/.bench-installed ## figures against their ceilings on its own broker (~10 min, never in test); BENCH_ARGS=--quick
 	@scripts/ensure-system-deps.sh
 	@scripts/ensure-bench-tools.sh
-	@$(BIN)/python -m orderflow.localkafka fetch
+	@$(BIN)/python -m devtools.localkafka fetch
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean: ## remove the venv, jars, broker data and run files

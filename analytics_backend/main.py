@@ -9,23 +9,23 @@ twice or lost across restarts, crashes and rebalances between replicas.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
-from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from analytics_backend.aggregate import fold_all
 from orderflow import metrics
 from orderflow.events import AnalyticsSnapshot, OrderVerdict, Totals
-from orderflow.kafka_io import ensure_topics, read_topic
+from orderflow.kafka import Inbound, Output, Stage, ensure_topics, read_topic
 from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
-from orderflow.stage import Inbound, Output, Stage, StopFlag
+from orderflow.stopflag import StopFlag
 from orderflow.topics import ANALYTICS_GROUP, ANALYTICS_RESULT, ORDER_CONFIRMED
 
 
 class Settings(ConsumerServiceSettings):
     model_config = SettingsConfigDict(env_prefix="ANALYTICS_")
 
-    metrics_port: int = Field(9103, ge=0, le=65535, description="Prometheus /metrics on this port; 0: off")
+    DEFAULT_METRICS_PORT: ClassVar[int] = 9103
 
 
 def scope(partition: int) -> str:
@@ -68,7 +68,7 @@ class RunningTotals:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
-    metrics.serve(settings.metrics_port, metrics.STAGE)
+    metrics.serve(settings, metrics.STAGE)
     ensure_topics(settings.kafka)
     Stage(
         name="analytics_backend", settings=settings.kafka, input_topic=settings.kafka.topic(ORDER_CONFIRMED),

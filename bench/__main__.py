@@ -22,7 +22,7 @@ from kafka.record import util as crc32c_util
 from bench import e2e, http_ladder, kafkatools, stages
 from bench.common import RESULTS, Report, Samples, quiet_logs, say
 from bench.table import render, render_targets, targets
-from orderflow.localkafka import LocalKafka, free_port
+from devtools.localkafka import LocalKafka, free_port
 from orderflow.settings import KafkaSettings
 
 STEPS = ("broker", "stages", "http", "e2e")

@@ -28,8 +28,8 @@ from bench.common import Report, order_json, say
 from bench.http_ladder import GUNICORN_CONF, wrk
 from bench.loadgen import open_loop
 from bench.procs import GroupWatch, Proc, cpu_seconds, end_offsets, service_env
-from orderflow.kafka_io import ensure_topics, read_topic
-from orderflow.localkafka import free_port
+from devtools.localkafka import free_port
+from orderflow.kafka import ensure_topics, read_topic
 from orderflow.settings import KafkaSettings
 from orderflow.topics import EMAIL_GROUP, ORDER_CONFIRMED, ORDER_DETAILS
 

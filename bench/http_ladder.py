@@ -17,7 +17,7 @@ from pathlib import Path
 
 from bench.common import ROOT, Report, Row, say
 from bench.procs import Proc, service_env
-from orderflow.localkafka import free_port
+from devtools.localkafka import free_port
 from orderflow.settings import KafkaSettings
 
 LUA = ROOT / "bench" / "post.lua"

@@ -1,7 +1,7 @@
 """The broker's own ceiling: Kafka's ``ProducerPerformance`` and ``ConsumerPerformance`` at our record size.
 
 ``org.apache.kafka:kafka-tools`` is heavy (Connect, Jetty, Jersey), so it is fetched only for the bench,
-into its own folder (``.kafka/tools-libs``), the same way ``orderflow.localkafka`` fetches the broker.
+into its own folder (``.kafka/tools-libs``), the same way ``devtools.localkafka`` fetches the broker.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import uuid
 from pathlib import Path
 
 from bench.common import Report, Samples, say
-from orderflow.kafka_io import ensure_topics
-from orderflow.localkafka import HOME, KAFKA_VERSION, LOG4J_VERSION
+from devtools.localkafka import HOME, KAFKA_VERSION, LOG4J_VERSION
+from orderflow.kafka import ensure_topics
 from orderflow.settings import KafkaSettings
 from orderflow.topics import TopicSpec
 

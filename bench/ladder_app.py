@@ -15,7 +15,7 @@ from typing import Any
 from flask import Flask, Response, request
 
 from orderflow.events import OrderRequest, utcnow
-from orderflow.kafka_io import make_producer
+from orderflow.kafka import make_producer
 from orderflow.topics import ORDER_DETAILS
 from orders_backend.orders import place
 from orders_backend.settings import Settings

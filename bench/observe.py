@@ -12,7 +12,7 @@ import argparse
 import json
 import signal
 
-from orderflow.kafka_io import TopicPartition, make_consumer
+from orderflow.kafka import TopicPartition, make_consumer
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ANALYTICS_RESULT
 

@@ -2,7 +2,7 @@
 
 Knobs, from the environment, so the real services run unchanged apart from them:
 
-* ``BENCH_PRODUCER='{"linger_ms": 0}'`` - merged into every producer made through ``orderflow.kafka_io``
+* ``BENCH_PRODUCER='{"linger_ms": 0}'`` - merged into every producer made through ``orderflow.kafka``
   (after the caller's own arguments, so it wins over ``Stage``'s ``linger_ms=10`` too)
 * ``BENCH_CONSUMER='{...}'`` - the same for consumers
 * ``BENCH_NO_CRC32C=1`` - hide the C ``crc32c`` module: kafka-python falls back to its pure-Python CRC

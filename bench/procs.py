@@ -16,8 +16,8 @@ from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from bench.common import ROOT
-from orderflow.kafka_io import TopicPartition, make_consumer, make_producer
-from orderflow.localkafka import stop_process
+from devtools.localkafka import stop_process
+from orderflow.kafka import TopicPartition, make_consumer, make_producer
 from orderflow.settings import KafkaSettings
 
 

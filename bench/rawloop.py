@@ -2,7 +2,7 @@
 
     python -m bench.rawloop --input T --output T2 --group G [--eos]
 
-Same clients as ``orderflow.stage.Stage`` (``make_consumer``/``make_producer``, linger 10 ms, retry backoff, static
+Same clients as ``orderflow.kafka.Stage`` (``make_consumer``/``make_producer``, linger 10 ms, retry backoff, static
 membership, ``max_batch`` records per poll); each polled batch is copied to the output as is and
 committed, in one transaction with ``--eos`` or flush-then-commit without. Runs until SIGTERM.
 ``BENCH_NO_CRC32C=1`` hides the C ``crc32c`` module so kafka-python falls back to pure Python.
@@ -20,9 +20,9 @@ if os.environ.get("BENCH_NO_CRC32C") == "1":
 
 from kafka import OffsetAndMetadata, TopicPartition  # noqa: E402 - after the crc32c switch
 
-from orderflow.kafka_io import make_consumer, make_producer  # noqa: E402
+from orderflow.kafka import make_consumer, make_producer  # noqa: E402
+from orderflow.kafka.writers import RETRY_BACKOFF_MS  # noqa: E402
 from orderflow.settings import KafkaSettings  # noqa: E402
-from orderflow.stage import RETRY_BACKOFF_MS  # noqa: E402
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ import smtplib
 import time
 from typing import Any
 
-from orderflow.devsmtp import serve_until_signal
+from devtools.devsmtp import serve_until_signal
 
 
 class Count:

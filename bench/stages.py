@@ -32,10 +32,10 @@ from bench.procs import (
     wait_drained,
 )
 from bench.smtpsink import ceiling as smtp_ceiling
+from devtools.localkafka import free_port
 from email_backend.render import render
 from orderflow.events import OrderVerdict
-from orderflow.kafka_io import ensure_topics
-from orderflow.localkafka import free_port
+from orderflow.kafka import ensure_topics
 from orderflow.settings import KafkaSettings
 from orderflow.topics import (
     ANALYTICS_GROUP,

@@ -20,8 +20,8 @@ from bench import e2e, http_ladder, stages
 from bench.common import RESULTS, Report, Samples, quiet_logs, say
 from bench.procs import GroupWatch, produce_backlog
 from bench.table import render
+from devtools.localkafka import LocalKafka, free_port
 from orderflow.events import OrderPlaced, OrderVerdict
-from orderflow.localkafka import LocalKafka, free_port
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ORDER_DETAILS, TRANSACTIONS_GROUP
 

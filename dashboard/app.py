@@ -20,7 +20,14 @@ log = logging.getLogger(__name__)
 CSP = "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
 
 
-def create_app(settings: Settings | None = None, view: DashboardState | None = None) -> Flask:
+class DashboardApp(Flask):
+    """The dashboard and the objects its routes use (gunicorn's hooks and tests reach them by name)."""
+
+    feed: Feed
+    streams: stream.Streams
+
+
+def create_app(settings: Settings | None = None, view: DashboardState | None = None) -> DashboardApp:
     """The dashboard over ``view`` (a fresh ``DashboardState`` unless given), fed from Kafka.
 
     The reader thread starts on the first request (``feed_mode="lazy"``), here (``"eager"``), or
@@ -32,9 +39,9 @@ def create_app(settings: Settings | None = None, view: DashboardState | None = N
     lag = LagWatcher(settings.kafka, settings.lag_seconds) if settings.lag_seconds else None
     feed = Feed(settings.kafka, state, history=settings.max_orders, lag=lag)
     csp = f"{CSP}; connect-src 'self' {settings.orders_api_origin}"  # the shop page posts to the orders API
-    app = Flask(__name__)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["dashboard_feed"] = feed
+    app = DashboardApp(__name__)
+    app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask's default provider has it; the base has not
+    app.feed = feed
 
     if settings.feed_mode != "off":
         app.before_request(feed.start)
@@ -71,6 +78,6 @@ def create_app(settings: Settings | None = None, view: DashboardState | None = N
         kafka = "off" if settings.feed_mode == "off" else ("connected" if feed.connected else "unavailable")
         return jsonify({"status": "ok", "kafka": kafka, "streams": {"open": streams.open, "limit": streams.limit}})
 
-    streams = stream.init_app(app, feed, settings)
+    streams = app.streams = stream.init_app(app, feed, settings)
     pages.init_app(app, feed, settings)
     return app

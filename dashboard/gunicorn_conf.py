@@ -34,7 +34,7 @@ def post_fork(server: object, worker: object) -> None:
 
 
 def _feed(worker: Any) -> Any:
-    return getattr(getattr(worker, "wsgi", None), "extensions", {}).get("dashboard_feed")
+    return getattr(getattr(worker, "wsgi", None), "feed", None)
 
 
 def post_worker_init(worker: Any) -> None:
@@ -43,7 +43,7 @@ def post_worker_init(worker: Any) -> None:
     if feed is not None and _settings.feed_mode != "off":
         feed.start()
     # Live streams would hold a stopping worker for its whole graceful timeout: end them on SIGTERM.
-    streams = getattr(getattr(worker, "wsgi", None), "extensions", {}).get("dashboard_streams")
+    streams = getattr(getattr(worker, "wsgi", None), "streams", None)
     if streams is not None:
         stop_worker = signal.getsignal(signal.SIGTERM)
 

@@ -2,7 +2,7 @@
 
 Apart from the reader so that a slow group coordinator (a fresh cluster creating its offsets topic,
 a broker restarting) never holds up the live orders. Lag = end offsets − the group's committed offsets
-(``orderflow.kafka_io.group_lag``); a round that fails is shown as an error next to the last figures.
+(``orderflow.kafka.group_lag``); a round that fails is shown as an error next to the last figures.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 
 from dashboard.view import DashboardState
 from orderflow.events import utcnow
-from orderflow.kafka_io import group_lag, make_admin, make_consumer
+from orderflow.kafka import describe, group_lag, make_admin, make_consumer
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ANALYTICS_GROUP, EMAIL_GROUP, ORDER_CONFIRMED, ORDER_DETAILS, TRANSACTIONS_GROUP
 
@@ -25,11 +25,6 @@ WATCHED = ((TRANSACTIONS_GROUP, ORDER_DETAILS), (EMAIL_GROUP, ORDER_CONFIRMED), 
 TIMEOUT_MS = 5000
 
 LagOf = Callable[[str, str], dict[int, int]]
-
-
-def describe(exc: BaseException) -> str:
-    text, name = str(exc), type(exc).__name__
-    return text if text.startswith(name) else f"{name}: {text}"  # kafka-python's errors name themselves
 
 
 class LagWatcher:

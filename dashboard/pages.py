@@ -17,10 +17,8 @@ from flask import Flask, jsonify, render_template
 
 from dashboard.catalogue import CATALOGUE
 from dashboard.feed import Feed
-from dashboard.lag import describe
 from dashboard.settings import Settings
-from orderflow.kafka_io import KafkaError, Record
-from orderflow.peek import TopicPeek, peek_topics
+from orderflow.kafka import KafkaError, Record, TopicPeek, describe, peek_topics
 from orderflow.topics import pipeline_topics
 
 log = logging.getLogger(__name__)

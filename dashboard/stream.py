@@ -23,10 +23,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, request
 
 from dashboard.feed import Feed
 from dashboard.settings import Settings
+from orderflow import web
 
 log = logging.getLogger(__name__)
 
@@ -100,16 +101,12 @@ def events(feed: Feed, streams: Streams, settings: Settings, sock: Any = None) -
 def init_app(app: Flask, feed: Feed, settings: Settings) -> Streams:
     assert settings.max_streams is not None  # set by the settings' validator
     streams = Streams(settings.max_streams)
-    app.extensions["dashboard_streams"] = streams
 
     @app.get("/api/stream")
     def api_stream() -> Any:
         """Server-sent events: the state, then its changes (see the module's docstring)."""
         if not streams.acquire():
-            response = jsonify({"error": "Service Unavailable", "message": "too many live streams; poll /api/state"})
-            response.status_code = 503
-            response.headers["Retry-After"] = "30"
-            return response
+            return web.unavailable("too many live streams; poll /api/state", retry_after=30)
         try:
             body = events(feed, streams, settings, request.environ.get("gunicorn.socket"))
             response = Response(body, mimetype="text/event-stream")

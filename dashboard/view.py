@@ -23,9 +23,9 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
 
-from analytics_backend.aggregate import merge
 from dashboard.order_view import OrderView, Step, iso, money
 from dashboard.series import Line, PerSecond
+from orderflow.analytics import merge
 from orderflow.events import AnalyticsSnapshot, DayTotals, EmailOutcome, OrderPlaced, OrderVerdict
 
 __all__ = ["COUNTERS", "DashboardEvent", "DashboardState", "OrderView", "Step", "money"]

@@ -18,7 +18,7 @@ from email.message import Message
 from email.policy import SMTPUTF8
 from email.utils import getaddresses, parseaddr
 
-from orderflow.stage import RetryLater
+from orderflow.errors import RetryLater
 
 log = logging.getLogger(__name__)
 

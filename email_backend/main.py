@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import ClassVar
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -25,10 +25,11 @@ from pydantic_settings import SettingsConfigDict
 from email_backend.mailer import Mailer
 from email_backend.render import render
 from orderflow import metrics
+from orderflow.errors import RetryLater
 from orderflow.events import EmailOutcome, EmailSent, OrderVerdict
-from orderflow.kafka_io import ensure_topics, keys_by_partition, make_producer, read_topic
+from orderflow.kafka import AckedWriter, Inbound, Output, Stage, ensure_topics, keys_by_partition, read_topic
 from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
-from orderflow.stage import Inbound, Output, RetryLater, Stage, StopFlag
+from orderflow.stopflag import StopFlag
 from orderflow.topics import EMAIL_GROUP, EMAIL_SENT_LOG, ORDER_CONFIRMED, ORDER_EMAIL_SENT
 
 log = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 class Settings(ConsumerServiceSettings):
     model_config = SettingsConfigDict(env_prefix="EMAIL_")
+    DEFAULT_METRICS_PORT: ClassVar[int] = 9102
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 1025
@@ -48,16 +50,16 @@ class Settings(ConsumerServiceSettings):
     attempts: int = Field(6, ge=1)
     backoff_seconds: float = Field(0.5, ge=0, description="first retry delay; doubles each time")
     batch_seconds: float = Field(60.0, gt=0, description="SMTP time one batch may take before it is resumed later")
-    metrics_port: int = Field(9102, ge=0, le=65535, description="Prometheus /metrics on this port; 0: off")
 
 
 class Confirmations:
     """Emails each confirmed order once; ``order_confirmed``, ``order_email_sent`` and
     ``email_sent_log`` are co-partitioned by ``order_id``."""
 
-    def __init__(self, kafka: KafkaSettings, mailer: Mailer, *, sender: str, domain: str,
+    def __init__(self, kafka: KafkaSettings, mailer: Mailer, notes: AckedWriter, *, sender: str, domain: str,
                  batch_seconds: float = 60.0) -> None:
         self.kafka = kafka
+        self.notes = notes
         self.batch_seconds = batch_seconds
         self.mailer = mailer
         self.sender = sender
@@ -66,17 +68,6 @@ class Confirmations:
         self.log_topic = kafka.topic(EMAIL_SENT_LOG)
         self.recorded: dict[int, set[str]] = {}
         self.sent: dict[int, dict[str, EmailSent]] = {}
-        self._log_producer = None
-        self._unsettled: list[Any] = []  # notes sent, not yet acknowledged by the broker
-
-    def _sent_log(self):  # type: ignore[no-untyped-def]
-        if self._log_producer is None:
-            self._log_producer = make_producer(self.kafka, linger_ms=0)
-        return self._log_producer
-
-    def close(self) -> None:
-        if self._log_producer is not None:
-            self._log_producer.close(timeout=10)
 
     def restore(self, partitions: Sequence[int]) -> dict[int, int]:
         self.recorded.update(keys_by_partition(self.kafka, self.out_topic, partitions))
@@ -94,24 +85,16 @@ class Confirmations:
             for item in batch:
                 if time.monotonic() - started > self.batch_seconds:
                     # Every delivery so far is in the log: the rewind re-records them without resending.
-                    self._settle_note()
+                    self.notes.settle()
                     raise RetryLater(f"SMTP took over {self.batch_seconds:.0f}s for this batch; resuming")
                 outcome = self._deliver(item.value, item.record.partition)
                 if outcome is not None:
                     outputs.append(Output(self.out_topic, outcome.order_id, outcome.to_bytes()))
-            self._settle_note()  # every note of the batch is in the log before its outcomes are committed
+            self.notes.settle()  # every note of the batch is in the log before its outcomes are committed
         finally:
             self.mailer.close()
-            self._unsettled.clear()
-            if self._log_producer is not None:
-                self._log_producer.flush(timeout=30)
+            self.notes.forget()
         return outputs
-
-    def _settle_note(self) -> None:
-        """Wait for the broker's ack of every note sent (raises, and so rewinds, if one failed)."""
-        while self._unsettled:
-            self._unsettled[0].get(30)
-            self._unsettled.pop(0)
 
     def _deliver(self, verdict: OrderVerdict, partition: int) -> EmailOutcome | None:
         recorded = self.recorded.setdefault(partition, set())
@@ -128,7 +111,7 @@ class Confirmations:
         try:
             # The previous email's note must be acknowledged before this one is handed over, so a
             # crash can repeat at most the email in flight; its envelope goes out meanwhile.
-            delivery = self.mailer.send(msg, before_data=self._settle_note)
+            delivery = self.mailer.send(msg, before_data=self.notes.settle)
         except RetryLater:
             recorded.discard(verdict.order_id)
             raise
@@ -136,8 +119,7 @@ class Confirmations:
         note = EmailSent(order_id=verdict.order_id, status=status, message_id=str(msg["Message-ID"]),
                          attempts=delivery.attempts, error=delivery.error)
         self.sent[partition][verdict.order_id] = note
-        self._unsettled.append(self._sent_log().send(self.log_topic, key=verdict.order_id.encode(),
-                                                     value=note.to_bytes()))
+        self.notes.send(self.log_topic, verdict.order_id, note.to_bytes())
         (metrics.EMAILS_SENT if delivery.ok else metrics.EMAILS_FAILED).inc()
         log.log(logging.INFO if delivery.ok else logging.WARNING, "order %s email %s after %d attempt(s)",
                 verdict.order_id, status, delivery.attempts,
@@ -153,7 +135,7 @@ class Confirmations:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
-    metrics.serve(settings.metrics_port, metrics.STAGE, metrics.EMAIL)
+    metrics.serve(settings, metrics.STAGE, metrics.EMAIL)
     ensure_topics(settings.kafka)
     mailer = Mailer(
         settings.smtp_host, settings.smtp_port, username=settings.smtp_username,
@@ -161,13 +143,11 @@ def main() -> None:
         starttls=settings.smtp_starttls, timeout=settings.smtp_timeout, attempts=settings.attempts,
         backoff=settings.backoff_seconds,
     )
-    confirmations = Confirmations(settings.kafka, mailer, sender=settings.sender, domain=settings.message_id_domain,
-                                  batch_seconds=settings.batch_seconds)
-    try:
+    with AckedWriter(settings.kafka) as notes:
+        confirmations = Confirmations(settings.kafka, mailer, notes, sender=settings.sender,
+                                      domain=settings.message_id_domain, batch_seconds=settings.batch_seconds)
         Stage(
             name="email_backend", settings=settings.kafka, input_topic=settings.kafka.topic(ORDER_CONFIRMED),
             model=OrderVerdict, processor=confirmations, group_id=settings.kafka.group(EMAIL_GROUP),
             health_file=settings.health_file, stop=StopFlag().install(),
         ).run()
-    finally:
-        confirmations.close()

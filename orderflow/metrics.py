@@ -37,6 +37,8 @@ from prometheus_client import (
 )
 from prometheus_client.registry import Collector
 
+from orderflow.settings import ConsumerServiceSettings
+
 log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -82,18 +84,18 @@ def exposition() -> tuple[bytes, str]:
     """This process's metrics in the text format, or every worker's in multi-process mode."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
-        multiprocess.MultiProcessCollector(registry)
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # unannotated upstream
     else:
         registry = REGISTRY
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
-def serve(port: int, *groups: tuple[Collector, ...], host: str = "0.0.0.0") -> bool:
-    """Export ``groups`` and serve ``/metrics`` on ``port`` from a daemon thread; 0 disables.
-
-    A busy port is logged, not fatal: the pipeline matters more than its metrics.
+def serve(settings: ConsumerServiceSettings, *groups: tuple[Collector, ...]) -> bool:
+    """Export ``groups`` and serve ``/metrics`` on the service's metrics address from a daemon thread;
+    port 0 disables. A busy port is logged, not fatal: the pipeline matters more than its metrics.
     """
     export(*groups)
+    port, host = settings.metrics_port, settings.metrics_host
     if not port:
         return False
     try:

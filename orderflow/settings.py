@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import socket
-from typing import Literal
+from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pythonjsonlogger.json import JsonFormatter
+
+SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
 
 class KafkaSettings(BaseSettings):
@@ -28,6 +31,25 @@ class KafkaSettings(BaseSettings):
     session_timeout_ms: int = Field(10_000, ge=6000, description="a silent replica leaves its group after this")
     replica_id: str = Field(default_factory=socket.gethostname,
                             description="stable per replica; part of the transactional id")
+    # How every client reaches the cluster: one place, read by orderflow.kafka.clients.
+    security_protocol: SecurityProtocol = "PLAINTEXT"
+    sasl_mechanism: SaslMechanism | None = Field(None, description="with SASL_*: PLAIN, SCRAM-SHA-256 or -512")
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    ssl_cafile: str | None = Field(None, description="PEM of the CA that signed the brokers' certificates")
+    ssl_certfile: str | None = Field(None, description="client certificate (PEM), for brokers that ask for one")
+    ssl_keyfile: str | None = None
+    ssl_check_hostname: bool = True
+
+    @model_validator(mode="after")
+    def _sasl_complete(self) -> KafkaSettings:
+        if self.security_protocol.startswith("SASL_"):
+            missing = [name for name in ("sasl_mechanism", "sasl_username", "sasl_password")
+                       if getattr(self, name) is None]
+            if missing:
+                raise ValueError(f"KAFKA_SECURITY_PROTOCOL={self.security_protocol} needs "
+                                 + ", ".join(f"KAFKA_{name.upper()}" for name in missing))
+        return self
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
@@ -44,16 +66,35 @@ class KafkaSettings(BaseSettings):
             "KAFKA_REPLICA_ID": self.replica_id,
             "KAFKA_EXACTLY_ONCE": str(self.exactly_once).lower(),
             "KAFKA_MAX_BATCH": str(self.max_batch),
+            "KAFKA_SECURITY_PROTOCOL": self.security_protocol,
+            **{f"KAFKA_{name.upper()}": str(value) for name, value in (
+                ("sasl_mechanism", self.sasl_mechanism), ("sasl_username", self.sasl_username),
+                ("sasl_password", self.sasl_password.get_secret_value() if self.sasl_password else None),
+                ("ssl_cafile", self.ssl_cafile), ("ssl_certfile", self.ssl_certfile),
+                ("ssl_keyfile", self.ssl_keyfile)) if value is not None},
+            "KAFKA_SSL_CHECK_HOSTNAME": str(self.ssl_check_hostname).lower(),
         }
 
 
 class ConsumerServiceSettings(BaseSettings):
-    """What every consumer service shares: its group, its health file, its log level."""
+    """What every consumer service shares: its group, its health file, its log level, its metrics.
+
+    A service names its own default port in ``DEFAULT_METRICS_PORT``; ``<SERVICE>_METRICS_PORT`` overrides it.
+    """
+
+    DEFAULT_METRICS_PORT: ClassVar[int] = 0
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     log_level: str = "INFO"
     health_file: str | None = Field(None, description="touched after every loop turn (liveness)")
-    metrics_port: int = Field(0, ge=0, le=65535, description="Prometheus /metrics on this port; 0: off")
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus /metrics on this port; 0: off")
+    metrics_host: str = Field("127.0.0.1", description="address /metrics listens on; this machine only by default")
+
+    @model_validator(mode="after")
+    def _default_metrics_port(self) -> ConsumerServiceSettings:
+        if self.metrics_port is None:
+            self.metrics_port = self.DEFAULT_METRICS_PORT
+        return self
 
 
 LogFormat = Literal["json", "text"]

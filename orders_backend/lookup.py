@@ -9,13 +9,15 @@ from __future__ import annotations
 import time
 from typing import Any, Literal
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from spectree import Response as Documented
 from spectree import SpecTree
 
+from orderflow import web
+from orderflow.errors import ServiceUnavailable
 from orderflow.events import EmailOutcome, OrderPlaced, OrderVerdict
-from orderflow.table import TableNotReady, TopicTable
+from orderflow.kafka import TableNotReady, TopicTable
 from orderflow.topics import ORDER_CONFIRMED, ORDER_EMAIL_SENT
 from orders_backend.apidoc import InvalidRequest, Problem
 from orders_backend.orders import field_errors
@@ -94,28 +96,24 @@ class OrderLookup:
         self.verdicts.close()
         self.emails.close()
 
+    def init_app(self, app: Flask, api: SpecTree) -> None:
+        """Attach ``GET /order/<order_id>``."""
 
-def init_app(app: Flask, settings: Settings, placed: TopicTable, api: SpecTree) -> OrderLookup:
-    lookup = OrderLookup(settings, placed)
-
-    @app.get("/order/<order_id>")
-    @api.validate(query=LookupQuery, skip_validation=True, path_parameter_descriptions={"order_id": "the order's id"},
-                  resp=Documented(HTTP_200=OrderStatus, HTTP_404=Problem, HTTP_422=InvalidRequest,
-                                  HTTP_503=(Problem, "A topic could not be read in time; retry.")))
-    def get_order(order_id: str) -> Any:
-        """One order and its status across the topics (``?wait=`` seconds for a just-posted one)."""
-        try:
-            query = LookupQuery.model_validate(request.args.to_dict())
-        except ValidationError as exc:
-            return jsonify({"error": "Invalid query", "details": field_errors(exc)}), 422
-        try:
-            status = lookup.wait_for(order_id, query.until, query.wait)
-        except TableNotReady as exc:
-            response = jsonify({"error": "Service Unavailable", "message": f"cannot read the order's topics: {exc}"})
-            response.headers["Retry-After"] = str(settings.retry_after_seconds)
-            return response, 503
-        if status is None:
-            return jsonify({"error": "Not Found", "message": f"no order {order_id}"}), 404
-        return Response(status.model_dump_json(), status=200, mimetype="application/json")
-
-    return lookup
+        @app.get("/order/<order_id>")
+        @api.validate(query=LookupQuery, skip_validation=True,
+                      path_parameter_descriptions={"order_id": "the order's id"},
+                      resp=Documented(HTTP_200=OrderStatus, HTTP_404=Problem, HTTP_422=InvalidRequest,
+                                      HTTP_503=(Problem, "A topic could not be read in time; retry.")))
+        def get_order(order_id: str) -> Any:
+            """One order and its status across the topics (``?wait=`` seconds for a just-posted one)."""
+            try:
+                query = LookupQuery.model_validate(request.args.to_dict())
+            except ValidationError as exc:
+                return web.problem(422, "Invalid query", details=field_errors(exc))
+            try:
+                status = self.wait_for(order_id, query.until, query.wait)
+            except TableNotReady as exc:
+                raise ServiceUnavailable(f"cannot read the order's topics: {exc}") from exc
+            if status is None:
+                return web.problem(404, "Not Found", message=f"no order {order_id}")
+            return Response(status.model_dump_json(), status=200, mimetype="application/json")

@@ -6,7 +6,7 @@ import threading
 from typing import Any
 
 from orderflow.events import OrderPlaced
-from orderflow.kafka_io import BrokerUnavailable, KafkaError, make_producer, publish
+from orderflow.kafka import BrokerUnavailable, KafkaError, make_producer, publish
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ORDER_DETAILS
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from orderflow.kafka_io import ensure_topics
+from orderflow.kafka import ensure_topics
 from orderflow.settings import KafkaSettings
 from tests.support import LocalKafka, SmtpSink, free_port
 

@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 from aiosmtpd.controller import Controller
 from pydantic import BaseModel
 
-from orderflow.kafka_io import TopicPartition, make_consumer, make_producer, read_topic
-from orderflow.localkafka import LocalKafka, free_port, stop_process
+from devtools.localkafka import LocalKafka, free_port, stop_process
+from orderflow.kafka import TopicPartition, make_consumer, make_producer, read_topic
 from orderflow.settings import KafkaSettings
 
 __all__ = [

@@ -5,15 +5,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import ClassVar
 
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from orderflow import metrics
 from orderflow.events import OrderPlaced
-from orderflow.kafka_io import ensure_topics, keys_by_partition
+from orderflow.kafka import Inbound, Output, Stage, ensure_topics, keys_by_partition
 from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
-from orderflow.stage import Inbound, Output, Stage, StopFlag
+from orderflow.stopflag import StopFlag
 from orderflow.topics import ORDER_CONFIRMED, ORDER_DETAILS, TRANSACTIONS_GROUP
 from transactions_backend.rules import Limits, decide
 
@@ -22,10 +23,10 @@ log = logging.getLogger(__name__)
 
 class Settings(ConsumerServiceSettings):
     model_config = SettingsConfigDict(env_prefix="TRANSACTIONS_")
+    DEFAULT_METRICS_PORT: ClassVar[int] = 9101
 
     max_order_total: Decimal = Field(Decimal("10000.00"), gt=0)
     max_quantity_per_item: int = Field(100, ge=1)
-    metrics_port: int = Field(9101, ge=0, le=65535, description="Prometheus /metrics on this port; 0: off")
 
 
 class Verdicts:
@@ -66,7 +67,7 @@ class Verdicts:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
-    metrics.serve(settings.metrics_port, metrics.STAGE, metrics.TRANSACTIONS)
+    metrics.serve(settings, metrics.STAGE, metrics.TRANSACTIONS)
     ensure_topics(settings.kafka)
     limits = Limits(settings.max_order_total, settings.max_quantity_per_item)
     Stage(

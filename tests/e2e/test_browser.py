@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
-from orderflow.devstack import answers
-from orderflow.kafka_io import ensure_topics
+from devtools.devstack import answers
+from orderflow.kafka import ensure_topics
 from orderflow.settings import KafkaSettings
 from tests.support import ROOT, ServiceProcess, SmtpSink, free_port, service_env, wait_until
 

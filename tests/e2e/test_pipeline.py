@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from analytics_backend.aggregate import merge
+from orderflow.analytics import merge
 from orderflow.events import AnalyticsSnapshot, EmailOutcome, OrderVerdict
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ANALYTICS_RESULT, ORDER_CONFIRMED, ORDER_EMAIL_SENT

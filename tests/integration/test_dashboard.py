@@ -25,7 +25,7 @@ from orderflow.events import (
     Status,
     Totals,
 )
-from orderflow.kafka_io import ensure_topics, make_producer
+from orderflow.kafka import ensure_topics, make_producer
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ANALYTICS_RESULT, ORDER_CONFIRMED, ORDER_DETAILS, ORDER_EMAIL_SENT
 from tests.support import LocalKafka, free_port, wait_until
@@ -80,7 +80,7 @@ def dashboard_client() -> Iterator[Callable[..., FlaskClient]]:
 
     def make(kafka: KafkaSettings, **overrides: Any) -> FlaskClient:
         app = create_app(Settings(kafka=kafka, **{"lag_seconds": 0, **overrides}))
-        feeds.append(app.extensions["dashboard_feed"])
+        feeds.append(app.feed)
         return app.test_client()
 
     yield make
@@ -174,5 +174,5 @@ def test_dashboard_waits_for_a_broker_that_starts_late(tmp_path: Path,
         assert state["feed"]["connected"] is True and state["orders"][0]["order_id"] == "late-1"
         assert get_json(client, "/healthz")["kafka"] == "connected"
     finally:
-        client.application.extensions["dashboard_feed"].stop()
+        client.application.feed.stop()
         broker.stop()

@@ -12,8 +12,7 @@ from flask.testing import FlaskClient
 from dashboard import create_app
 from dashboard.feed import Feed
 from dashboard.settings import Settings
-from orderflow.kafka_io import OffsetAndMetadata, TopicPartition, group_lag, make_consumer
-from orderflow.peek import peek_topics
+from orderflow.kafka import OffsetAndMetadata, TopicPartition, group_lag, make_consumer, peek_topics
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ANALYTICS_GROUP, EMAIL_GROUP, ORDER_CONFIRMED, ORDER_DETAILS, TRANSACTIONS_GROUP
 from tests.integration.test_dashboard import events_for, placed, send, snapshot, state_when
@@ -27,7 +26,7 @@ def dashboard_client() -> Iterator[Callable[..., FlaskClient]]:
 
     def make(kafka: KafkaSettings, **overrides: Any) -> FlaskClient:
         app = create_app(Settings(kafka=kafka, **overrides))
-        feeds.append(app.extensions["dashboard_feed"])
+        feeds.append(app.feed)
         return app.test_client()
 
     yield make

@@ -30,4 +30,4 @@ def test_the_spec_example_is_accepted_and_stored(kafka_settings: KafkaSettings) 
         stored = read_models(kafka_settings, kafka_settings.topic(ORDER_DETAILS), OrderPlaced)
         assert [o.order_id for o in stored] == [placed.order_id]
     finally:
-        app.extensions["orders_close"]()
+        app.close()

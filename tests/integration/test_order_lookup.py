@@ -27,7 +27,7 @@ def order(order_id: str) -> dict[str, object]:
 def client(kafka_settings: KafkaSettings) -> Iterator[FlaskClient]:
     app = create_app(Settings(kafka=kafka_settings))
     yield app.test_client()
-    app.extensions["orders_close"]()
+    app.close()
 
 
 def later(seconds: float, action) -> threading.Thread:  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from orderflow.events import OrderPlaced
-from orderflow.kafka_io import read_topic
+from orderflow.kafka import read_topic
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ORDER_DETAILS
 from orders_backend.app import create_app
@@ -26,7 +26,7 @@ SEED = {"user_id": 1, "order_id": "seed-1", "user_email": "ada@example.com", "or
 def client(kafka_settings: KafkaSettings):  # type: ignore[no-untyped-def]
     app = create_app(Settings(kafka=kafka_settings, max_body_bytes=8192))
     yield app.test_client()
-    app.extensions["orders_close"]()
+    app.close()
 
 
 def test_seed_order_is_acknowledged_and_stored(client, kafka_settings: KafkaSettings) -> None:  # type: ignore[no-untyped-def]
@@ -101,7 +101,7 @@ def test_unreachable_broker_gives_503_with_retry_after_quickly() -> None:
     assert response.headers["Retry-After"] == "5"
     assert response.json["error"] == "Service Unavailable"
     assert took < 10, f"a 503 should come fast, took {took:.1f}s"
-    app.extensions["orders_close"]()
+    app.close()
 
 
 def test_healthz(client) -> None:  # type: ignore[no-untyped-def]
@@ -140,7 +140,7 @@ def test_a_repeat_is_recognised_by_another_app_instance(kafka_settings: KafkaSet
         assert second.json["event_id"] == first.json["event_id"]
     finally:
         for app in apps:
-            app.extensions["orders_close"]()
+            app.close()
 
 
 def test_racing_posts_of_one_id_in_two_workers_answer_one_201(kafka_settings: KafkaSettings) -> None:
@@ -161,4 +161,4 @@ def test_racing_posts_of_one_id_in_two_workers_answer_one_201(kafka_settings: Ka
             assert statuses == [201, 409], f"race-{i}: {statuses}"
     finally:
         for app in apps:
-            app.extensions["orders_close"]()
+            app.close()

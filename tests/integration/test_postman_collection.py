@@ -19,7 +19,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from orderflow.devstack import answers
+from devtools.devstack import answers
 from orderflow.settings import KafkaSettings
 from tests.support import ROOT, ServiceProcess, free_port, service_env, wait_until
 

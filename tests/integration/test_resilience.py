@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from analytics_backend.aggregate import merge
+from orderflow.analytics import merge
 from orderflow.events import AnalyticsSnapshot, EmailOutcome, OrderPlaced, OrderRequest, OrderVerdict, utcnow
-from orderflow.kafka_io import make_producer, read_topic
+from orderflow.kafka import make_producer, read_topic
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ANALYTICS_RESULT, ORDER_CONFIRMED, ORDER_DETAILS, ORDER_EMAIL_SENT
 from orders_backend.orders import place
@@ -170,7 +170,7 @@ def test_kill_9_of_every_consumer_mid_stream_loses_and_doubles_nothing(
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[tuple[object, KafkaSettings]]:
     """A broker of this test's own, since the test stops it."""
-    from orderflow.kafka_io import ensure_topics
+    from orderflow.kafka import ensure_topics
     from tests.support import LocalKafka, free_port
 
     broker = LocalKafka(tmp_path / "kafka", free_port(), free_port()).start()

@@ -8,15 +8,14 @@ from decimal import Decimal
 
 import pytest
 
-from analytics_backend.aggregate import fold_all, merge
+from analytics_backend.aggregate import fold_all
 from analytics_backend.main import RunningTotals
 from email_backend.mailer import Mailer
 from email_backend.main import Confirmations
-from orderflow.dlq import dead_letters, describe, replay
+from orderflow.analytics import merge
 from orderflow.events import AnalyticsSnapshot, EmailOutcome, OrderPlaced, OrderRequest, OrderVerdict, utcnow
-from orderflow.kafka_io import group_lag, read_topic
+from orderflow.kafka import AckedWriter, DeadLetter, Stage, dead_letters, fenced, group_lag, read_topic, replay
 from orderflow.settings import KafkaSettings
-from orderflow.stage import Stage, fenced
 from orderflow.topics import ANALYTICS_RESULT, ORDER_CONFIRMED, ORDER_DETAILS, ORDER_EMAIL_SENT, dlq
 from orders_backend.orders import place
 from tests.support import SmtpSink, StageThread, drained, free_port, produce, read_models, wait_until
@@ -121,7 +120,8 @@ def test_email_stage_sends_one_email_per_confirmed_order(kafka_settings: KafkaSe
     mailer = Mailer("127.0.0.1", smtp_sink.port, attempts=2, backoff=0.1)
     stage = Stage(name="email", settings=kafka_settings, input_topic=kafka_settings.topic(ORDER_CONFIRMED),
                   model=OrderVerdict,
-                  processor=Confirmations(kafka_settings, mailer, sender="shop@example.com", domain="example.com"),
+                  processor=Confirmations(kafka_settings, mailer, AckedWriter(kafka_settings),
+                                          sender="shop@example.com", domain="example.com"),
                   group_id=kafka_settings.group("email"))
     outcomes_topic = kafka_settings.topic(ORDER_EMAIL_SENT)
     with StageThread(stage):
@@ -143,7 +143,8 @@ def test_poison_in_order_confirmed_is_dead_lettered_by_each_stage_that_reads_it(
     mailer = Mailer("127.0.0.1", smtp_sink.port, attempts=1)
     email = Stage(name="email", settings=kafka_settings, input_topic=kafka_settings.topic(ORDER_CONFIRMED),
                   model=OrderVerdict, group_id=kafka_settings.group("email"),
-                  processor=Confirmations(kafka_settings, mailer, sender="s@example.com", domain="example.com"))
+                  processor=Confirmations(kafka_settings, mailer, AckedWriter(kafka_settings),
+                                          sender="s@example.com", domain="example.com"))
     with StageThread(email), StageThread(analytics_stage(kafka_settings)):
         for group in ("email", "analytics"):
             wait_until(lambda g=group: drained(kafka_settings, kafka_settings.group(g),  # type: ignore[misc]
@@ -160,9 +161,9 @@ def test_dead_letters_can_be_listed_and_replayed_once(kafka_settings: KafkaSetti
     with StageThread(transactions_stage(kafka_settings)):
         wait_until(lambda: drained(kafka_settings, kafka_settings.group("transactions"),
                                    kafka_settings.topic(ORDER_DETAILS)), 60, what="input committed")
-    listed = [describe(r) for r in dead_letters(kafka_settings, ORDER_DETAILS)]
-    assert len(listed) == 1 and listed[0]["key"] == "x1" and "json_invalid" in listed[0]["error"]
-    assert listed[0]["source"].startswith(kafka_settings.topic(ORDER_DETAILS))
+    listed = [DeadLetter.from_record(r) for r in dead_letters(kafka_settings, ORDER_DETAILS)]
+    assert len(listed) == 1 and listed[0].key == "x1" and "json_invalid" in listed[0].error
+    assert listed[0].source.startswith(kafka_settings.topic(ORDER_DETAILS))
     assert replay(kafka_settings, ORDER_DETAILS) == 1
     assert replay(kafka_settings, ORDER_DETAILS) == 0, "a dead letter is replayed once"
     replayed = [r for r in read_topic(kafka_settings, kafka_settings.topic(ORDER_DETAILS)) if r.key == b"x1"]
@@ -197,7 +198,8 @@ def test_email_stage_waits_out_an_smtp_server_that_is_down(kafka_settings: Kafka
     settings = kafka_settings.model_copy(update={"retry_backoff_seconds": 0.2})
     mailer = Mailer("127.0.0.1", port, attempts=2, backoff=0.05, timeout=2)
     stage = Stage(name="email", settings=settings, input_topic=settings.topic(ORDER_CONFIRMED), model=OrderVerdict,
-                  processor=Confirmations(settings, mailer, sender="s@example.com", domain="example.com"),
+                  processor=Confirmations(settings, mailer, AckedWriter(settings), sender="s@example.com",
+                                          domain="example.com"),
                   group_id=settings.group("email"))
     sink = SmtpSink(port)
     with StageThread(stage):
@@ -232,5 +234,5 @@ def test_a_restarted_replica_with_the_same_id_takes_over_and_nothing_is_decided_
     try:
         old.stop()
     except Exception as exc:  # noqa: BLE001 - a fenced zombie may end with its fencing error; that is fine
-        assert fenced(None, exc) or "Fenced" in type(exc).__name__, exc
+        assert fenced(exc) or "Fenced" in type(exc).__name__, exc
     assert sorted(v.order_id for v in verdicts(kafka_settings)) == sorted(f"o{i}" for i in range(30))

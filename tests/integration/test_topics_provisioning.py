@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from orderflow.kafka_io import ensure_topics, make_admin
+from orderflow.kafka import ensure_topics, make_admin
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ORDER_CONFIRMED, TopicSpec, pipeline_topics
 

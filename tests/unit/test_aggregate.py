@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from analytics_backend.aggregate import fold, fold_all, merge
+from analytics_backend.aggregate import fold, fold_all
+from orderflow.analytics import merge
 from orderflow.events import AnalyticsSnapshot, OrderDetails, OrderPlaced, OrderVerdict, Totals
 
 DAY = datetime(2025, 3, 15, 12, 0, tzinfo=UTC)

@@ -21,7 +21,7 @@ def client() -> Iterator[FlaskClient]:
     # No broker needed: the app makes no connection until an order or a lookup asks for one.
     app = create_app(Settings(kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}")))
     yield app.test_client()
-    app.extensions["orders_close"]()
+    app.close()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import yaml
 from check_jsonschema.builtin_schemas import get_builtin_schema
 from pydantic_settings import BaseSettings
 
-from orderflow.localkafka import KAFKA_VERSION
+from devtools.localkafka import KAFKA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_FILE = ROOT / "docker-compose-kafka.yml"
@@ -206,7 +206,7 @@ def test_what_asks_for_no_password_is_published_on_the_host_only() -> None:
 
 def test_every_procfile_service_runs_from_the_image() -> None:
     procfile = (ROOT / "Procfile").read_text(encoding="utf-8")
-    expected = set(re.findall(r"python -m (\w+)\s*$", procfile, re.MULTILINE))  # not orderflow.devsmtp
+    expected = set(re.findall(r"python -m (\w+)\s*$", procfile, re.MULTILINE))  # not devtools.devsmtp
     modules = {}
     for name, service in SERVICES["services"].items():
         assert service.get("build") == ".", f"{name} must build the repo's Dockerfile"
@@ -252,4 +252,14 @@ def test_dockerfile_runs_a_service_as_a_non_root_user() -> None:
     assert installs and not any("[dev]" in line for line in installs), "the image takes no dev dependencies"
     ignored = [line.strip() for line in (ROOT / ".dockerignore").read_text(encoding="utf-8").splitlines()
                if line.strip() and not line.startswith("#")]
-    assert "pyproject.toml" not in ignored and not PACKAGES & set(ignored) and ".venv" in ignored
+    runtime = PACKAGES - {"devtools"}
+    assert "pyproject.toml" not in ignored and not runtime & set(ignored) and ".venv" in ignored
+    assert "devtools" in ignored, "the dev tools stay out of the image"
+
+
+def test_the_image_installs_no_dev_tool_dependencies() -> None:
+    """The image installs ``project.dependencies`` only; the SMTP catcher and Procfile runner are extras."""
+    runtime = {re.split(r"[<>=\[ ]", dep, maxsplit=1)[0].lower() for dep in PYPROJECT["project"]["dependencies"]}
+    assert not runtime & {"honcho", "aiosmtpd"}
+    extras = PYPROJECT["project"]["optional-dependencies"]
+    assert {re.split(r"[<>=]", d, maxsplit=1)[0] for d in extras["devtools"]} == {"honcho", "aiosmtpd"}

@@ -19,7 +19,7 @@ from dashboard.feed import Feed
 from dashboard.settings import Settings
 from dashboard.view import DashboardState
 from orderflow.events import OrderDetails, OrderPlaced, OrderVerdict
-from orderflow.kafka_io import KafkaError
+from orderflow.kafka import Follower, KafkaError
 from orderflow.settings import KafkaSettings
 
 STATIC = Path(dashboard.__file__).parent / "static"
@@ -117,17 +117,17 @@ def test_vendored_chart_library_is_documented() -> None:
 def failing_consumers(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Event]:
     tried = threading.Event()
 
-    def refuse(self: Feed) -> Any:
+    def refuse(self: Follower) -> Any:
         tried.set()
         raise KafkaError("no broker here")
 
-    monkeypatch.setattr(Feed, "_make_consumer", refuse)
+    monkeypatch.setattr(Follower, "_make_consumer", refuse)
     yield tried
 
 
 def test_feed_starts_on_first_request_not_before(failing_consumers: threading.Event) -> None:
     app = create_app(settings(feed_mode="lazy"))
-    feed: Feed = app.extensions["dashboard_feed"]
+    feed: Feed = app.feed
     assert not feed.running and not failing_consumers.is_set()
     try:
         client = app.test_client()
@@ -142,7 +142,7 @@ def test_feed_starts_on_first_request_not_before(failing_consumers: threading.Ev
 @pytest.mark.parametrize(("mode", "running"), [("eager", True), ("off", False)])
 def test_feed_mode(failing_consumers: threading.Event, mode: str, running: bool) -> None:
     app = create_app(settings(feed_mode=mode))
-    feed: Feed = app.extensions["dashboard_feed"]
+    feed: Feed = app.feed
     try:
         app.test_client().get("/")
         assert feed.running is running
@@ -159,7 +159,7 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (loaded.port, loaded.max_orders, loaded.host, loaded.kafka.topic_prefix) == (9100, 50, "127.0.0.1", "p.")
     monkeypatch.setenv("DASHBOARD_HOST", "0.0.0.0")
     assert Settings().host == "0.0.0.0"
-    assert create_app(loaded).extensions["dashboard_feed"].state.max_orders == 50
+    assert create_app(loaded).feed.state.max_orders == 50
     assert (loaded.threads, loaded.max_streams, loaded.orders_api_url) == (16, 12, "http://127.0.0.1:5002")
-    feed = create_app(loaded).extensions["dashboard_feed"]
+    feed = create_app(loaded).feed
     assert feed.lag is not None and feed.lag.every == 5  # lag is measured unless DASHBOARD_LAG_SECONDS=0

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 from datetime import timedelta
 from decimal import Decimal
 
-from analytics_backend.aggregate import fold, merge
+from analytics_backend.aggregate import fold
 from dashboard.view import DashboardEvent, DashboardState
+from orderflow.analytics import merge
 from orderflow.events import AnalyticsSnapshot, LineItem, OrderDetails, OrderPlaced, Totals
 from tests.unit.test_dashboard_view import T0, email, placed, verdict
 

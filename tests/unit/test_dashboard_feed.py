@@ -18,7 +18,7 @@ from dashboard.feed import Feed
 from dashboard.lag import LagWatcher
 from dashboard.view import DashboardState
 from orderflow.events import OrderDetails, OrderPlaced, OrderVerdict
-from orderflow.kafka_io import KafkaError, TopicPartition
+from orderflow.kafka import KafkaError, TopicPartition
 from orderflow.settings import KafkaSettings
 from tests.support import wait_until
 
@@ -36,6 +36,7 @@ class FakeRecord:
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
     timestamp: int = 1_740_000_000_000
+    key: bytes | None = None
 
 
 def order(i: int) -> OrderPlaced:

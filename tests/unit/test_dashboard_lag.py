@@ -8,7 +8,7 @@ import time
 from dashboard.feed import Feed
 from dashboard.lag import WATCHED, LagWatcher
 from dashboard.view import DashboardState
-from orderflow.kafka_io import KafkaError
+from orderflow.kafka import KafkaError
 from tests.support import wait_until
 from tests.unit.test_dashboard_feed import KAFKA, FakeConsumer, topic_log
 

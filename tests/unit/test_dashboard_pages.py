@@ -14,8 +14,7 @@ from dashboard import create_app, pages
 from dashboard.catalogue import CATALOGUE
 from dashboard.settings import Settings
 from dashboard.view import DashboardState
-from orderflow.kafka_io import KafkaError, Record
-from orderflow.peek import TopicPeek
+from orderflow.kafka import KafkaError, Record, TopicPeek
 from orderflow.settings import KafkaSettings
 from tests.unit.test_dashboard_view import email, placed, verdict
 

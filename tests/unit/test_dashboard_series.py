@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from analytics_backend.aggregate import merge
 from dashboard.order_view import ITEMS_KEPT
 from dashboard.series import Line, PerSecond
 from dashboard.view import DashboardState
+from orderflow.analytics import merge
 from orderflow.events import LineItem, OrderDetails, OrderPlaced
 from tests.unit.test_dashboard_view import T0, email, placed, snapshot, verdict
 

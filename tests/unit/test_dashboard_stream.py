@@ -55,7 +55,7 @@ def test_message_is_one_server_sent_event() -> None:
 
 def test_stream_sends_the_state_then_only_what_changed_then_heartbeats() -> None:
     app = make_app()
-    feed: Feed = app.extensions["dashboard_feed"]
+    feed: Feed = app.feed
     response = app.test_client().get("/api/stream", buffered=False)
     assert response.status_code == 200 and response.mimetype == "text/event-stream"
     assert response.headers["Cache-Control"] == "no-store" and response.headers["X-Accel-Buffering"] == "no"
@@ -73,10 +73,10 @@ def test_stream_sends_the_state_then_only_what_changed_then_heartbeats() -> None
         started = time.monotonic()
         assert events.next() == ": heartbeat\n\n"  # nothing changed: a heartbeat, not a repeat of the state
         assert time.monotonic() - started >= 0.2
-        assert app.extensions["dashboard_streams"].open == 1
+        assert app.streams.open == 1
     finally:
         response.close()
-    assert app.extensions["dashboard_streams"].open == 0  # closing the response frees the slot
+    assert app.streams.open == 0  # closing the response frees the slot
 
 
 def test_streams_over_the_limit_get_503_and_pages_still_answer() -> None:
@@ -101,7 +101,7 @@ def test_closing_the_streams_ends_them() -> None:
     response = app.test_client().get("/api/stream", buffered=False)
     events = EventReader(response)
     events.next_state()
-    app.extensions["dashboard_streams"].close()  # what SIGTERM to the worker does
+    app.streams.close()  # what SIGTERM to the worker does
     assert list(events.chunks) == []
     response.close()
     assert app.test_client().get("/api/stream").status_code == 503  # no new ones while stopping

@@ -1,4 +1,4 @@
-"""orderflow.kafka_io.read_range over a stand-in consumer: its deadline counts time without progress."""
+"""orderflow.kafka.read_range over a stand-in consumer: its deadline counts time without progress."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from orderflow.kafka_io import TopicPartition, read_range
+from orderflow.kafka import TopicPartition, read_range
 
 TP = TopicPartition("t", 0)
 

@@ -1,4 +1,4 @@
-"""orderflow.localkafka.free_port: ports a restarted server can bind again."""
+"""devtools.localkafka.free_port: ports a restarted server can bind again."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from orderflow.localkafka import LOWEST_PORT, ephemeral_start, free_port
+from devtools.localkafka import LOWEST_PORT, ephemeral_start, free_port
 
 
 def test_free_ports_are_below_the_ephemeral_range_and_bindable() -> None:

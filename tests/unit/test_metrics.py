@@ -11,13 +11,22 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from types import SimpleNamespace
+from types import ModuleType, SimpleNamespace
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from orders_backend import gunicorn_conf
+from orderflow.settings import ConsumerServiceSettings
 from tests.support import ROOT, free_port
+
+
+@pytest.fixture
+def gunicorn_conf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
+    """The API's gunicorn config, imported with a metrics folder given (importing it chooses one)."""
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "imported"))
+    from orders_backend import gunicorn_conf as conf
+
+    return conf
 
 
 def run(script: str, multiproc_dir: Path | None = None) -> str:
@@ -67,7 +76,8 @@ def test_a_consumer_serves_its_own_metrics_only() -> None:
     out = run(f"""
         import sys, urllib.request
         from orderflow import metrics
-        assert metrics.serve({port}, metrics.STAGE, metrics.EMAIL)
+        from orderflow.settings import ConsumerServiceSettings
+        assert metrics.serve(ConsumerServiceSettings(metrics_port={port}), metrics.STAGE, metrics.EMAIL)
         metrics.RECORDS_PROCESSED.labels("email_backend").inc(7)
         metrics.EMAILS_SENT.inc()
         sys.stdout.write(urllib.request.urlopen("http://127.0.0.1:{port}/metrics", timeout=5).read().decode())
@@ -81,15 +91,16 @@ def test_a_consumer_serves_its_own_metrics_only() -> None:
 def test_serve_is_off_at_port_zero_and_survives_a_busy_port(caplog: pytest.LogCaptureFixture) -> None:
     from orderflow import metrics
 
-    assert metrics.serve(0) is False
+    assert metrics.serve(ConsumerServiceSettings(metrics_port=0)) is False
     with socket.socket() as busy:
-        busy.bind(("0.0.0.0", 0))
+        busy.bind(("127.0.0.1", 0))
         busy.listen()
-        assert metrics.serve(busy.getsockname()[1]) is False
+        assert metrics.serve(ConsumerServiceSettings(metrics_port=busy.getsockname()[1])) is False
     assert "metrics not served" in caplog.text
 
 
-def test_gunicorn_makes_a_fresh_metrics_dir_and_removes_it(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gunicorn_makes_a_fresh_metrics_dir_and_removes_it(monkeypatch: pytest.MonkeyPatch,
+                                                           gunicorn_conf: ModuleType) -> None:
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "")  # so that monkeypatch restores the variable's absence
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
     monkeypatch.setattr(gunicorn_conf, "_own_metrics_dir", None)
@@ -100,7 +111,8 @@ def test_gunicorn_makes_a_fresh_metrics_dir_and_removes_it(monkeypatch: pytest.M
     assert not first.exists()
 
 
-def test_gunicorn_keeps_a_given_metrics_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_gunicorn_keeps_a_given_metrics_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                            gunicorn_conf: ModuleType) -> None:
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "given"))
     monkeypatch.setattr(gunicorn_conf, "_own_metrics_dir", None)
     assert gunicorn_conf.prepare_metrics_dir() == str(tmp_path / "given")
@@ -108,7 +120,8 @@ def test_gunicorn_keeps_a_given_metrics_dir(monkeypatch: pytest.MonkeyPatch, tmp
     assert (tmp_path / "given").is_dir()
 
 
-def test_a_dead_worker_leaves_no_live_gauge(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_a_dead_worker_leaves_no_live_gauge(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                            gunicorn_conf: ModuleType) -> None:
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
     (tmp_path / "gauge_livemax_4242.db").write_bytes(b"")
     (tmp_path / "counter_4242.db").write_bytes(b"")
@@ -116,11 +129,11 @@ def test_a_dead_worker_leaves_no_live_gauge(monkeypatch: pytest.MonkeyPatch, tmp
     assert sorted(p.name for p in tmp_path.iterdir()) == ["counter_4242.db"], "counters outlive their worker"
 
 
-def test_a_new_worker_connects_its_producer_before_its_first_order() -> None:
+def test_a_new_worker_connects_its_producer_before_its_first_order(gunicorn_conf: ModuleType) -> None:
     import threading
 
     called = threading.Event()
     publisher = SimpleNamespace(connected=lambda: called.set() or True)
-    gunicorn_conf.post_worker_init(SimpleNamespace(wsgi=SimpleNamespace(extensions={"orders_publisher": publisher})))
+    gunicorn_conf.post_worker_init(SimpleNamespace(wsgi=SimpleNamespace(publisher=publisher)))
     assert called.wait(5), "post_worker_init did not connect the worker's producer"
     gunicorn_conf.post_worker_init(SimpleNamespace(wsgi=object()))  # another WSGI app: nothing to connect

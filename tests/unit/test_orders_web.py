@@ -30,7 +30,7 @@ def make_client() -> Iterator:  # type: ignore[type-arg]
 
     yield make
     for app in apps:
-        app.extensions["orders_close"]()
+        app.close()
 
 
 def test_preflight_from_an_allowed_origin_may_post_json(make_client) -> None:  # type: ignore[no-untyped-def]

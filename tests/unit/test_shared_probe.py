@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from orderflow.table import SharedProbe
+from orderflow.kafka import SharedProbe
 
 
 class GatedProbe:

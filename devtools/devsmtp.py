@@ -1,6 +1,6 @@
 """A local SMTP catcher for ``make run``: accepts every message and keeps it as a .eml file.
 
-    python -m orderflow.devsmtp [--port 1025] [--dir .run/mail]
+    python -m devtools.devsmtp [--port 1025] [--dir .run/mail]
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ class SaveToFolder:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m orderflow.devsmtp", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m devtools.devsmtp", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=1025)

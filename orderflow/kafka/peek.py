@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from orderflow.kafka_io import Record, TopicPartition, make_consumer, read_range
+from orderflow.kafka.clients import TopicPartition, make_consumer
+from orderflow.kafka.reading import read_range
+from orderflow.kafka.records import Record
 from orderflow.settings import KafkaSettings
 
 

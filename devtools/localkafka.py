@@ -5,8 +5,8 @@ Fetches Kafka's jars from Maven Central with Maven (cached in ~/.m2 and in
 broker and controller. Used by ``make run`` (persistent data under ``.kafka/``)
 and by the tests (free ports, temporary folder).
 
-    python -m orderflow.localkafka fetch            # jars only
-    python -m orderflow.localkafka run [--data D]   # foreground until SIGINT/SIGTERM
+    python -m devtools.localkafka fetch            # jars only
+    python -m devtools.localkafka run [--data D]   # foreground until SIGINT/SIGTERM
 """
 
 from __future__ import annotations
@@ -194,8 +194,9 @@ class LocalKafka:
 
     def wait_ready(self, timeout: float) -> None:
         """Block until the broker answers a metadata request from a real client."""
-        from kafka import KafkaAdminClient  # local import: this module also runs before the venv is complete
-        from kafka.errors import KafkaError
+        # Local imports: `fetch` runs before the project's environment is complete.
+        from orderflow.kafka import KafkaError, make_admin
+        from orderflow.settings import KafkaSettings
 
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -208,8 +209,8 @@ class LocalKafka:
                 time.sleep(0.1)
                 continue
             try:
-                admin = KafkaAdminClient(bootstrap_servers=self.bootstrap_servers, request_timeout_ms=3000,
-                                         reconnect_backoff_max_ms=500)
+                admin = make_admin(KafkaSettings(bootstrap_servers=self.bootstrap_servers), request_timeout_ms=3000,
+                                   reconnect_backoff_max_ms=500)
                 try:
                     admin.list_topics()
                     return
@@ -237,7 +238,7 @@ class LocalKafka:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m orderflow.localkafka", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m devtools.localkafka", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("command", choices=["fetch", "run"])
     parser.add_argument("--data", type=Path, default=HOME / "run")

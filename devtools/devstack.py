@@ -16,8 +16,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from orderflow.kafka_io import ensure_topics
-from orderflow.localkafka import HOME, ROOT, LocalKafka
+from devtools.localkafka import HOME, ROOT, LocalKafka
+from orderflow.kafka import ensure_topics
 from orderflow.settings import KafkaSettings, configure_logging
 
 log = logging.getLogger("devstack")

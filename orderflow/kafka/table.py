@@ -12,10 +12,10 @@ import time
 from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
-from kafka.errors import KafkaError
-from kafka.partitioner.default import murmur2
-
-from orderflow.kafka_io import TopicPartition, make_consumer
+from orderflow.kafka.backoff import Backoff
+from orderflow.kafka.clients import TopicPartition, make_consumer, partition_for
+from orderflow.kafka.errors import KafkaError
+from orderflow.kafka.reading import end_offsets
 from orderflow.settings import KafkaSettings
 
 log = logging.getLogger(__name__)
@@ -23,11 +23,6 @@ log = logging.getLogger(__name__)
 
 class TableNotReady(Exception):
     """The table could not catch up with the topic in time (broker unreachable or far behind)."""
-
-
-def partition_for(key: bytes, partitions: int) -> int:
-    """The partition Kafka's default partitioner gives ``key`` (murmur2, as the Java client)."""
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 T = TypeVar("T")
@@ -149,23 +144,21 @@ class TopicTable:
 
     def _end_offsets(self, timeout: float) -> dict[int, int]:
         """Every partition's end offset, in one request (run by ``SharedProbe``, one call at a time)."""
-        tps = [TopicPartition(self.topic, p) for p in range(self._partitions)]
         with self._probe_lock:
             if self._probe is None:
                 self._probe = make_consumer(self.settings, group_id=None, bootstrap_timeout_ms=int(timeout * 1000))
-            ends = self._probe.end_offsets(tps, timeout_ms=int(timeout * 1000))
-        return {tp.partition: int(offset) for tp, offset in ends.items()}
+            return end_offsets(self._probe, self.topic, self._partitions, timeout)
 
     def _follow(self) -> None:
-        delay = 0.5
+        backoff = Backoff(0.5, 10.0)
         while not self._stop.is_set():
             try:
                 self._follow_once()
                 return
             except KafkaError as exc:
-                log.warning("following %s failed (%s); retrying in %.1fs", self.topic, exc, delay)
-                self._stop.wait(delay)
-                delay = min(delay * 2, 10)
+                pause = backoff.next()
+                log.warning("following %s failed (%s); retrying in %.1fs", self.topic, exc, pause)
+                self._stop.wait(pause)
 
     def _follow_once(self) -> None:
         # A short fetch wait: a writer waits for its own record to come back through the table.
