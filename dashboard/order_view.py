@@ -12,8 +12,11 @@ from decimal import Decimal
 from typing import Any
 
 from orderflow.events import CENT, OrderPlaced
+from orderflow.fields import shown
 
 ITEMS_KEPT = 20  # line items held per order; the rest is only counted (an order may have 100)
+DETAILS_KEPT = 20  # the shop's own fields held per order, each shown in at most DETAIL_CHARS
+DETAIL_CHARS = 200
 
 
 def money(value: Decimal | None) -> str | None:
@@ -49,6 +52,7 @@ class OrderView:
     currency: str | None = None
     items: tuple[tuple[str, int, str], ...] = ()  # (product, quantity, unit price), at most ITEMS_KEPT
     more_items: int = 0
+    details: tuple[tuple[str, str], ...] = ()  # the shop's own fields (product, size, notes...), as text
     received_at: datetime | None = None
     received: bool = False
     verdict: Step | None = None
@@ -62,6 +66,8 @@ class OrderView:
         items = details.items or ()
         self.items = tuple((i.product, i.quantity, str(i.unit_price.quantize(CENT))) for i in items[:ITEMS_KEPT])
         self.more_items = max(0, len(items) - ITEMS_KEPT)
+        self.details = tuple((key, shown(value)[:DETAIL_CHARS])
+                             for key, value in list(details.extras.items())[:DETAILS_KEPT])
 
     @property
     def stage(self) -> str:
@@ -80,6 +86,7 @@ class OrderView:
             "currency": self.currency,
             "items": [{"product": p, "quantity": q, "unit_price": u} for p, q, u in self.items],
             "more_items": self.more_items,
+            "details": [{"key": k, "value": v} for k, v in self.details],
             "received_at": iso(self.received_at),
             "stage": self.stage,
             "verdict": None if verdict is None else {

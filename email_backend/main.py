@@ -106,7 +106,8 @@ class Confirmations:
             log.info("order %s email was %s before a restart; recording it, not resending", verdict.order_id,
                      already.status, extra={"order_id": verdict.order_id, "status": already.status})
             return EmailOutcome(order_id=verdict.order_id, status=already.status, recipient=verdict.order.user_email,
-                                message_id=already.message_id, attempts=already.attempts, error=already.error)
+                                message_id=already.message_id, attempts=already.attempts, error=already.error,
+                                order_details=verdict.order.order_details)
         msg = render(verdict, sender=self.sender, domain=self.domain)
         try:
             # The previous email's note must be acknowledged before this one is handed over, so a
@@ -128,7 +129,7 @@ class Confirmations:
         return EmailOutcome(
             order_id=verdict.order_id, status=status,
             recipient=verdict.order.user_email, message_id=str(msg["Message-ID"]),
-            attempts=delivery.attempts, error=delivery.error,
+            attempts=delivery.attempts, error=delivery.error, order_details=verdict.order.order_details,
         )
 
 

@@ -13,6 +13,7 @@ from email.mime.text import MIMEText
 from email.utils import format_datetime, formataddr, parseaddr
 
 from orderflow.events import OrderVerdict
+from orderflow.fields import one_line, shown
 
 UTF8_QP = Charset("utf-8")
 UTF8_QP.body_encoding = QP  # readable in the raw message, unlike base64, and 7-bit safe
@@ -31,6 +32,12 @@ def body(verdict: OrderVerdict) -> str:
         for item in details.items:
             lines.append(f"  {item.quantity} x {item.product} at {item.unit_price} {details.currency}"
                          f" = {item.subtotal:.2f} {details.currency}")
+        lines.append("")
+    if details.extras:
+        # The shop's own fields, as sent; a value's line breaks stay inside its indented block.
+        for key, value in details.extras.items():
+            text = "\n      ".join(shown(value).splitlines() or [""])
+            lines.append(f"  {one_line(key)}: {text}")
         lines.append("")
     lines += [f"Total: {order.total:.2f} {details.currency}",
               f"Placed: {order.time:%Y-%m-%d %H:%M:%S} UTC", "", "The Shop"]

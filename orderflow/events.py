@@ -7,60 +7,38 @@ about one order also carry its ``order_id`` (which is the Kafka key).
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from uuid import UUID, uuid4
 
-from pydantic import (
-    AfterValidator,
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    EmailStr,
-    Field,
-    StrictInt,
-    computed_field,
-    field_validator,
-    model_validator,
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, computed_field, field_validator
+
+from orderflow.fields import CENT, MAX_PRICE, MAX_QUANTITY, Identifier, Money
+from orderflow.order_request import (
+    MAX_ITEMS,
+    ORDER_EXAMPLE,
+    SEED_EXAMPLE,
+    CardPayment,
+    DetailsBase,
+    LineItem,
+    OrderDetails,
+    OrderRequest,
 )
 
+# The request models and field types are re-exported: this module names every contract.
+__all__ = ["CENT", "MAX_ITEMS", "MAX_PRICE", "MAX_QUANTITY", "ORDER_EXAMPLE", "SEED_EXAMPLE", "CardPayment",
+           "Identifier", "LineItem", "Money", "OrderDetails", "OrderRequest"]
+
 SCHEMA_VERSION = 1
-MAX_PRICE = Decimal("1000000")
-MAX_QUANTITY = 10_000
-MAX_ITEMS = 100
-CENT = Decimal("0.01")
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _id_from_str_or_int(value: object) -> object:
-    # Clients often send numeric ids; they are identifiers, not numbers.
-    if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    return value
-
-
-Identifier = Annotated[
-    str,
-    BeforeValidator(_id_from_str_or_int),
-    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$"),
-]
-Money = Annotated[Decimal, Field(gt=0, le=MAX_PRICE, max_digits=12, decimal_places=2)]
-
-
-def _strip(value: str) -> str:
-    return value.strip()
-
-
 # Any timezone is accepted on input; every time is held and written in UTC.
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(UTC))]
-
-ProductName = Annotated[str, AfterValidator(_strip), Field(min_length=1, max_length=200)]
 
 # An address already checked in full (``EmailStr``, by the API) and carried on by events: only its
 # shape is checked again: email-validator costs more than the rest of an order's parse, and every stage
@@ -69,81 +47,6 @@ ProductName = Annotated[str, AfterValidator(_strip), Field(min_length=1, max_len
 EmailAddress = Annotated[str, Field(min_length=3, max_length=320,
                                     pattern=r'^[^@\s,;:<>()"\[\]\\]+@[^@\s,;:<>()"\[\]\\]+$',
                                     json_schema_extra={"format": "email"})]
-
-
-class Contract(BaseModel):
-    """Base of request bodies: unknown fields are an error the client should hear about."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
-
-
-class LineItem(Contract):
-    product: ProductName
-    quantity: Annotated[StrictInt, Field(ge=1, le=MAX_QUANTITY)]
-    unit_price: Money
-
-    @property
-    def subtotal(self) -> Decimal:
-        return self.unit_price * self.quantity
-
-
-class OrderDetails(Contract):
-    """Either a single ``price`` for the whole order or a list of ``items``."""
-
-    price: Money | None = None
-    items: Annotated[list[LineItem], Field(min_length=1, max_length=MAX_ITEMS)] | None = None
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$")] = "USD"
-
-    @model_validator(mode="after")
-    def _price_or_items(self) -> OrderDetails:
-        if (self.price is None) == (self.items is None):
-            raise ValueError("give either 'price' or 'items', not both and not neither")
-        return self
-
-    @property
-    def total(self) -> Decimal:
-        if self.items is not None:
-            return sum((item.subtotal for item in self.items), Decimal("0")).quantize(CENT)
-        assert self.price is not None
-        return self.price.quantize(CENT)
-
-
-class CardPayment(Contract):
-    """Card details as a client sends them; only the last four digits are ever published."""
-
-    card_number: Annotated[str, BeforeValidator(lambda v: re.sub(r"[ -]", "", v) if isinstance(v, str) else v),
-                           Field(pattern=r"^\d{12,19}$")]
-    expiry: Annotated[str, Field(pattern=r"^(0[1-9]|1[0-2])/\d{2}$", examples=["12/29"])]
-
-
-# The example order of the OpenAPI document (no order_id: each try is a new order).
-ORDER_EXAMPLE: dict[str, Any] = {
-    "user_id": "u-42",
-    "user_email": "ada@example.com",
-    "order_details": {"items": [{"product": "Oak chair", "quantity": 4, "unit_price": "89.90"},
-                                {"product": "Dining table", "quantity": 1, "unit_price": "449.00"}]},
-    "payment": {"card_number": "4111 1111 1111 1111", "expiry": "12/35"},
-}
-
-
-class OrderRequest(Contract):
-    """Body of ``POST /order``. ``order_id`` may be omitted: the server then makes one."""
-
-    model_config = ConfigDict(json_schema_extra={"examples": [ORDER_EXAMPLE]})
-
-    user_id: Identifier
-    order_id: Identifier | None = None
-    user_email: EmailStr
-    order_details: OrderDetails
-    payment: CardPayment | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _drop_client_time(cls, data: object) -> object:
-        # ``time`` is set by the server; a copy sent by a client is ignored.
-        if isinstance(data, dict) and "time" in data:
-            data = {k: v for k, v in data.items() if k != "time"}
-        return data
 
 
 class Event(BaseModel):
@@ -173,10 +76,10 @@ class LineItemRecord(LineItem):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
 
-class OrderDetailsRecord(OrderDetails):
-    """Order details as stored in events (see ``LineItemRecord``)."""
+class OrderDetailsRecord(DetailsBase):
+    """Order details as stored in events: the shop's own fields are carried as they came."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="allow")
 
     # A narrower item type than the base's, which pydantic allows and mypy cannot tell is safe here.
     items: Annotated[list[LineItemRecord], Field(min_length=1, max_length=MAX_ITEMS)] | None = None  # type: ignore[assignment]
@@ -213,7 +116,8 @@ class OrderVerdict(Event):
 
 
 class EmailOutcome(Event):
-    """Topic ``order_email_sent``: what happened to the confirmation email of one order."""
+    """Topic ``order_email_sent``: what happened to the confirmation email of one order, and what was
+    ordered (the details as the shop sent them; absent from outcomes written before they were carried)."""
 
     order_id: Identifier
     status: Literal["sent", "failed"]
@@ -221,6 +125,7 @@ class EmailOutcome(Event):
     message_id: str
     attempts: int
     error: str | None = None
+    order_details: OrderDetailsRecord | None = None
 
 
 class EmailSent(Event):

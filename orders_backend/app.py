@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from orderflow import metrics, web
 from orderflow.errors import ServiceUnavailable
 from orderflow.events import OrderRequest, utcnow
+from orderflow.jsonbody import MalformedJson
 from orderflow.kafka import TopicTable
 from orderflow.topics import ORDER_DETAILS
 from orders_backend import apidoc
@@ -54,7 +55,9 @@ def answer(result: Answer) -> Response:
 def create_app(settings: Settings | None = None, publisher: OrderPublisher | None = None) -> OrdersApp:
     settings = settings or Settings()
     app = OrdersApp(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    # One byte over the limit: for a chunked body werkzeug stops reading AT the limit without raising,
+    # so only a body that reaches limit + 1 shows it was longer (create_order checks that).
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask's default provider has it; the base has not
     app.publisher = publisher or OrderPublisher(settings.kafka, settings.publish_timeout_seconds)
     # Every order_id already in order_details, so a repeated POST gets the first order back.
@@ -71,7 +74,7 @@ def create_app(settings: Settings | None = None, publisher: OrderPublisher | Non
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
-        return web.problem(exc.code or 500, exc.name, message=exc.description)
+        return web.http_problem(exc)
 
     @app.errorhandler(ServiceUnavailable)
     def service_unavailable(exc: ServiceUnavailable) -> Response:
@@ -90,16 +93,19 @@ def create_app(settings: Settings | None = None, publisher: OrderPublisher | Non
     @api.validate(json=OrderRequest, resp=apidoc.order_responses(), skip_validation=True)
     def create_order() -> Any:
         """Validate an order and answer 201 once Kafka has acknowledged it."""
-        if not request.is_json:
-            return web.problem(415, "Unsupported Media Type", message="send the order as application/json")
-        body = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH
+        if not request.is_json or request.mimetype_params.get("charset", "utf-8").lower() != "utf-8":
+            return web.problem(415, "Unsupported Media Type", message="send the order as application/json in UTF-8")
+        body = request.get_data(cache=False)  # 413 past MAX_CONTENT_LENGTH when the length is announced
+        if len(body) > settings.max_body_bytes:  # a chunked body, read up to one byte past the limit
+            return web.problem(413, "Request Entity Too Large",
+                               message=f"the body is over ORDERS_MAX_BODY_BYTES ({settings.max_body_bytes} bytes)")
         try:
-            order_request = OrderRequest.model_validate_json(body)
+            order_request = OrderRequest.from_json(body)
+        except MalformedJson as exc:
+            return web.problem(400, "Malformed JSON",
+                               details=[{"field": "(body)", "message": str(exc), "type": "json_invalid"}])
         except ValidationError as exc:
-            details = field_errors(exc)
-            if any(d["type"] == "json_invalid" for d in details):
-                return web.problem(400, "Malformed JSON", details=details)
-            return web.problem(422, "Invalid order", details=details)
+            return web.problem(422, "Invalid order", details=field_errors(exc))
         order = place(order_request, utcnow())
         return answer(app.intake.submit(order, client_id=order_request.order_id is not None))
 

@@ -31,6 +31,7 @@ from typing import Any  # noqa: E402
 
 from prometheus_client import multiprocess  # noqa: E402
 
+from orderflow import web  # noqa: E402
 from orderflow.kafka import ensure_topics  # noqa: E402
 from orderflow.settings import configure_logging  # noqa: E402
 from orders_backend.settings import Settings  # noqa: E402
@@ -59,6 +60,7 @@ def on_starting(server: object) -> None:
 
 def post_fork(server: object, worker: object) -> None:
     configure_logging(_settings.log_level)
+    web.answer_gunicorn_errors_as_json()
 
 
 def post_worker_init(worker: Any) -> None:

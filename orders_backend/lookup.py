@@ -7,16 +7,17 @@
 from __future__ import annotations
 
 import time
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from flask import Flask, Response, request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from spectree import Response as Documented
 from spectree import SpecTree
 
 from orderflow import web
 from orderflow.errors import ServiceUnavailable
 from orderflow.events import EmailOutcome, OrderPlaced, OrderVerdict
+from orderflow.fields import is_identifier
 from orderflow.kafka import TableNotReady, TopicTable
 from orderflow.topics import ORDER_CONFIRMED, ORDER_EMAIL_SENT
 from orders_backend.apidoc import InvalidRequest, Problem
@@ -28,13 +29,23 @@ POLL_SECONDS = 0.2
 Until = Literal["received", "decided", "emailed"]
 
 
+def _one(value: object) -> object:
+    # A query parameter given twice is ambiguous: refused, not silently the first.
+    if isinstance(value, list):
+        if len(value) != 1:
+            raise ValueError("give this parameter once")
+        return value[0]
+    return value
+
+
 class LookupQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    wait: float = Field(0, ge=0, le=MAX_WAIT_SECONDS,
-                        description="seconds to wait, at most, for the order to reach `until`")
-    until: Until = Field("received", description="received: the order is stored; decided: confirmed or rejected; "
-                         "emailed: its email is sent or failed (a rejected order gets none)")
+    wait: Annotated[float, BeforeValidator(_one)] = Field(
+        0, ge=0, le=MAX_WAIT_SECONDS, description="seconds to wait, at most, for the order to reach `until`")
+    until: Annotated[Until, BeforeValidator(_one)] = Field(
+        "received", description="received: the order is stored; decided: confirmed or rejected; "
+        "emailed: its email is sent or failed (a rejected order gets none)")
 
 
 class OrderStatus(BaseModel):
@@ -107,9 +118,11 @@ class OrderLookup:
         def get_order(order_id: str) -> Any:
             """One order and its status across the topics (``?wait=`` seconds for a just-posted one)."""
             try:
-                query = LookupQuery.model_validate(request.args.to_dict())
+                query = LookupQuery.model_validate(request.args.to_dict(flat=False))
             except ValidationError as exc:
                 return web.problem(422, "Invalid query", details=field_errors(exc))
+            if not is_identifier(order_id):  # no order can have it: no need to look
+                return web.problem(404, "Not Found", message="no order has this id")
             try:
                 status = self.wait_for(order_id, query.until, query.wait)
             except TableNotReady as exc:

@@ -21,8 +21,8 @@ from orderflow.kafka import TopicPartition, make_consumer, make_producer, read_t
 from orderflow.settings import KafkaSettings
 
 __all__ = [
-    "LocalKafka", "ServiceProcess", "SmtpSink", "StageThread", "drained", "free_port", "produce", "read_models",
-    "service_env", "wait_until",
+    "LiveApi", "LocalKafka", "ServiceProcess", "SmtpSink", "StageThread", "drained", "free_port", "produce",
+    "read_models", "service_env", "wait_until",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -164,3 +164,24 @@ def drained(settings: KafkaSettings, group: str, topic: str) -> bool:
         return all((consumer.committed(tp) or 0) >= ends[tp] for tp in tps)
     finally:
         consumer.close(autocommit=False)
+
+
+class LiveApi:
+    """The orders API as ``python -m orders_backend`` runs it (gunicorn, shipped config) on a free port."""
+
+    def __init__(self, settings: KafkaSettings, log_dir: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.service = ServiceProcess("orders_backend", service_env(
+            settings, ORDERS_PORT=str(self.port), ORDERS_HOST="127.0.0.1", ORDERS_WORKERS="2", **env), log_dir)
+
+    def __enter__(self) -> LiveApi:
+        from devtools.devstack import answers
+
+        self.service.start()
+        wait_until(lambda: answers(f"{self.url}/healthz"), 60, what="orders API /healthz")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        code, log = self.service.stop(), self.service.log()
+        assert code == 0, log[-3000:]

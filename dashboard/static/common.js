@@ -87,9 +87,21 @@
     container.replaceChildren(timeline(order));
   }
 
+  // The shop's own fields of a single-price order: "chair × 2", or "size: L, colour: oak".
+  function detailsSummary(order) {
+    const details = order.details || [];
+    const value = (key) => (details.find((d) => d.key === key) || {}).value;
+    const product = value("product");
+    if (product) {
+      const quantity = Number(value("quantity"));
+      return quantity > 1 ? `${product} × ${quantity}` : product;
+    }
+    return details.map((d) => `${d.key}: ${d.value}`).join(", ");
+  }
+
   function itemsSummary(order) {
     const items = order.items || [];
-    if (!items.length) return order.total ? "single price" : "";
+    if (!items.length) return detailsSummary(order) || (order.total ? "single price" : "");
     const parts = items.map((i) => (i.quantity > 1 ? `${i.product} × ${i.quantity}` : i.product));
     if (order.more_items) parts.push(`+${order.more_items} more`);
     return parts.join(", ");

@@ -38,6 +38,12 @@
     }
     setText(byId("order-items-note"), order.items.length ? (order.more_items ? `and ${order.more_items} more items` : " ")
       : "A single-price order (no line items).");
+    const details = byId("order-extras");
+    const shown = JSON.stringify(order.details || []);
+    if (details.dataset.signature !== shown) {
+      details.dataset.signature = shown;
+      details.replaceChildren(...(order.details || []).flatMap((d) => [el("dt", "", d.key), el("dd", "", d.value)]));
+    }
     return FINAL.has(order.stage);
   }
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from orderflow.analytics import merge
-from orderflow.events import AnalyticsSnapshot, EmailOutcome, OrderVerdict
+from orderflow.events import AnalyticsSnapshot, EmailOutcome, OrderPlaced, OrderVerdict
 from orderflow.settings import KafkaSettings
-from orderflow.topics import ANALYTICS_RESULT, ORDER_CONFIRMED, ORDER_EMAIL_SENT
+from orderflow.topics import ANALYTICS_RESULT, ORDER_CONFIRMED, ORDER_DETAILS, ORDER_EMAIL_SENT
 from tests.support import ServiceProcess, SmtpSink, free_port, read_models, service_env, wait_until
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +56,9 @@ def _healthy(port: int) -> bool:
 
 def test_orders_flow_through_every_stage_exactly_once(stack: str, kafka_settings: KafkaSettings,
                                                       smtp_sink: SmtpSink) -> None:
-    orders = [{"user_id": 1, "order_id": "seed-1", "user_email": "seed@example.com", "order_details": {"price": 100}}]
+    orders = [{"user_id": 1, "order_id": "seed-1", "user_email": "seed@example.com", "order_details": {"price": 100}},
+              {"user_id": "u-1", "order_id": "o-1", "user_email": "a@example.com",  # as the seed's clients send it
+               "order_details": {"product": "chair", "quantity": 1, "price": 19.99, "notes": "by the <door>"}}]
     orders += [{"user_id": f"u{i}", "order_id": f"e2e-{i}", "user_email": f"u{i}@example.com",
                 "order_details": {"items": [{"product": "Lamp", "quantity": i % 3 + 1, "unit_price": f"{i}.25"}]}}
                for i in range(1, 30)]
@@ -75,7 +77,7 @@ def test_orders_flow_through_every_stage_exactly_once(stack: str, kafka_settings
                90, what="a verdict for every order")
     confirmed = {o["order_id"] for o in orders}
     wait_until(lambda: len(smtp_sink.received()) >= len(confirmed), 90, what="one email per confirmed order")
-    expected_revenue = Decimal("100.00") + sum(
+    expected_revenue = Decimal("100.00") + Decimal("19.99") + sum(
         (Decimal(f"{i}.25") * (i % 3 + 1) for i in range(1, 30)), Decimal("0"))
 
     def totals():  # type: ignore[no-untyped-def]
@@ -97,3 +99,15 @@ def test_orders_flow_through_every_stage_exactly_once(stack: str, kafka_settings
     final = totals()
     assert final.orders_count == len(confirmed) and final.rejected_count == 2
     assert final.revenue == expected_revenue
+
+    # The seed-shaped order's own fields, unchanged in every topic and in its email.
+    extras = {"product": "chair", "quantity": 1, "notes": "by the <door>"}
+    [placed] = [o for o in read_models(kafka_settings, kafka_settings.topic(ORDER_DETAILS), OrderPlaced)
+                if o.order_id == "o-1"]
+    [verdict] = [v for v in verdicts if v.order_id == "o-1"]
+    [outcome] = [o for o in outcomes if o.order_id == "o-1"]
+    assert outcome.order_details is not None
+    assert placed.order_details.extras == verdict.order.order_details.extras == outcome.order_details.extras == extras
+    assert placed.total == Decimal("19.99")
+    mail = next(m for m in mails if m["X-Order-Id"] == "o-1").get_payload(decode=True).decode().replace("\r\n", "\n")
+    assert "  product: chair\n" in mail and "  notes: by the <door>\n" in mail and "Total: 19.99 USD" in mail

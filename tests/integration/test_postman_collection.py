@@ -19,9 +19,8 @@ from typing import Any
 import jsonschema
 import pytest
 
-from devtools.devstack import answers
 from orderflow.settings import KafkaSettings
-from tests.support import ROOT, ServiceProcess, free_port, service_env, wait_until
+from tests.support import ROOT, LiveApi
 
 pytestmark = pytest.mark.integration
 
@@ -113,16 +112,8 @@ def send(item: dict[str, Any], variables: dict[str, str]) -> tuple[int, bytes]:
 
 @pytest.fixture
 def api(kafka_settings: KafkaSettings, logs_dir: Path) -> Iterator[str]:
-    port = free_port()
-    service = ServiceProcess("orders_backend", service_env(kafka_settings, ORDERS_PORT=str(port),
-                                                           ORDERS_HOST="127.0.0.1", ORDERS_WORKERS="2"), logs_dir)
-    service.start()
-    try:
-        wait_until(lambda: answers(f"http://127.0.0.1:{port}/healthz"), 60, what="orders API /healthz")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        code, log = service.stop(), service.log()
-    assert code == 0, log[-3000:]
+    with LiveApi(kafka_settings, logs_dir) as live:
+        yield live.url
 
 
 def test_every_request_gets_the_status_it_declares(collection: dict[str, Any], api: str) -> None:

@@ -75,6 +75,7 @@ def test_confirmed_and_emailed_order_has_full_timeline() -> None:
     [row] = state.to_json()["orders"]
     assert row == {
         "order_id": "o1", "user_id": "u1", "total": "25.50", "currency": "USD", "items": [], "more_items": 0,
+            "details": [],
         "received_at": "2025-03-01T09:00:00+00:00", "stage": "emailed",
         "verdict": {"status": "confirmed", "reason": None, "at": "2025-03-01T09:00:01+00:00", "took_ms": 1000},
         "email": {"status": "sent", "error": None, "attempts": 1, "at": "2025-03-01T09:00:02+00:00",
