@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, render_template
 
-from dashboard import pages, stream
+from dashboard import auth, deadletters, pages, stream
 from dashboard.feed import Feed
 from dashboard.lag import LagWatcher
 from dashboard.settings import Settings
@@ -42,6 +42,7 @@ def create_app(settings: Settings | None = None, view: DashboardState | None = N
     app = DashboardApp(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask's default provider has it; the base has not
     app.feed = feed
+    auth.init_app(app, settings)
 
     if settings.feed_mode != "off":
         app.before_request(feed.start)
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None, view: DashboardState | None = N
     def headers(response: Response) -> Response:
         response.headers["Content-Security-Policy"] = csp
         response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "same-origin"
         return response
 
     @app.get("/")
@@ -80,4 +82,5 @@ def create_app(settings: Settings | None = None, view: DashboardState | None = N
 
     streams = app.streams = stream.init_app(app, feed, settings)
     pages.init_app(app, feed, settings)
+    deadletters.init_app(app, settings)
     return app

@@ -6,7 +6,7 @@ import re
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orderflow.settings import KafkaSettings
@@ -38,6 +38,13 @@ class Settings(BaseSettings):
         "lazy", description="lazy: the Kafka reader starts on the first request; eager: in create_app; off: never",
     )
     log_level: str = "INFO"
+    operator: str = Field("operator", description="the operator's login name")
+    operator_password_hash: SecretStr | None = Field(
+        None, description="the operator's password, hashed (python -m dashboard.password); unset: nobody can log in")
+    secret_key: SecretStr | None = Field(None, description="signs the login cookie; unset: a random one per start, "
+                                         "so a restart logs everyone out")
+    cookie_secure: bool = Field(True, description="the login cookie only over HTTPS; false for a plain local run")
+    session_hours: float = Field(12, gt=0, description="how long a login lasts")
 
     @model_validator(mode="after")
     def _streams_leave_threads(self) -> Settings:

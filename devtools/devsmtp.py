@@ -15,6 +15,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from orderflow.settings import configure_logging
+
 log = logging.getLogger(__name__)
 
 
@@ -44,7 +46,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=1025)
     parser.add_argument("--dir", type=Path, default=Path(".run/mail"))
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging("INFO", fmt="text")
     log.info("SMTP catcher on %s:%d, mail kept in %s", args.host, args.port, args.dir)
     serve_until_signal(SaveToFolder(args.dir), args.host, args.port)
 

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from werkzeug.security import generate_password_hash
 
 from devtools.localkafka import HOME, ROOT, LocalKafka
 from orderflow.kafka import ensure_topics
@@ -70,6 +73,14 @@ def main() -> int:
     shop = [f"http://{host}:{env['DASHBOARD_PORT']}" for host in ("127.0.0.1", "localhost")]
     env.setdefault("ORDERS_CORS_ORIGINS", ",".join(shop))
     env.setdefault("DASHBOARD_ORDERS_API_URL", f"http://127.0.0.1:{env['ORDERS_PORT']}")
+    # The operator's login, made for this run unless given; a plain local run serves it over http.
+    password = None
+    if "DASHBOARD_OPERATOR_PASSWORD_HASH" not in env:
+        password = secrets.token_urlsafe(12)
+        env["DASHBOARD_OPERATOR_PASSWORD_HASH"] = generate_password_hash(password)
+    env.setdefault("DASHBOARD_SECRET_KEY", secrets.token_hex(32))
+    env.setdefault("DASHBOARD_COOKIE_SECURE", "false")
+    login = f"operator / {password}" if password else "the operator's password you set"
     health_dir = ROOT / ".run" / "health"
     for name in CONSUMERS:
         env.setdefault(f"{name.upper()}_HEALTH_FILE", str(health_dir / name))
@@ -91,6 +102,7 @@ def main() -> int:
                 f"  Orders API   http://127.0.0.1:{env['ORDERS_PORT']}/order  (POST JSON)\n"
                 f"  API docs     http://127.0.0.1:{env['ORDERS_PORT']}/docs\n"
                 f"  Dashboard    http://127.0.0.1:{env['DASHBOARD_PORT']}/  (shop: /shop, topics: /topics)\n"
+                f"  Log in as    {login}\n"
                 f"  Metrics      {metrics_urls(env)}\n"
                 f"  Kafka        {env['KAFKA_BOOTSTRAP_SERVERS']}\n"
                 f"  SMTP catcher 127.0.0.1:{env['EMAIL_SMTP_PORT']} (mail in .run/mail)\n"

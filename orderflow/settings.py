@@ -10,6 +10,8 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from pythonjsonlogger.json import JsonFormatter
 
+from orderflow.redact import RedactingFilter
+
 SecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
 SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
 
@@ -123,6 +125,7 @@ def configure_logging(level: str, client_level: str = "WARNING", fmt: LogFormat 
     """Root logging to stderr in ``fmt`` (default: ``LOG_FORMAT``); a no-op once configured."""
     handler = logging.StreamHandler()
     handler.setFormatter(log_formatter(fmt or LogSettings().format))
+    handler.addFilter(RedactingFilter())  # no full address or card number in any line, whoever logs it
     logging.basicConfig(level=level.upper(), handlers=[handler])
     # kafka-python reports every reconnect at INFO; our own loop says what matters.
     logging.getLogger("kafka").setLevel(client_level)

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, abort, jsonify, render_template, send_from_directory, url_for
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from spectree import Response, SpecTree
 
-from orderflow.events import OrderPlaced
+from orderflow.events import EmailOutcome, OrderPlaced, PaymentSummary
 
 # The Swagger UI 5 distribution (OpenAPI 3.1) shipped inside swagger-ui-py, used here as files only.
 _spec = find_spec("swagger_ui")
@@ -40,8 +40,29 @@ class InvalidRequest(Problem):
     details: list[FieldError]
 
 
+class OrderSeen(OrderPlaced):
+    """An order as the API shows it: the customer's address and card details only to the order's owner."""
+
+    user_email: str | None = None  # type: ignore[assignment]  # absent from the public view
+    payment: PaymentSummary | None = None
+
+
+class EmailSeen(EmailOutcome):
+    """An email outcome as the API shows it: the recipient and the server's words only to the owner."""
+
+    recipient: str | None = None  # type: ignore[assignment]  # absent from the public view
+
+
 class OrderConflict(Problem):
-    order: OrderPlaced
+    order: OrderSeen = Field(description="the order first placed under this id, in its public view")
+
+
+class ApiKeyRequired(Problem):
+    """401: this API asks for a key (``Authorization: Bearer <key>`` or ``X-API-Key``)."""
+
+
+class TooManyRequests(Problem):
+    """429: this client posted more than ``ORDERS_RATE_LIMIT`` allows; retry after ``Retry-After``."""
 
 
 def make_spec() -> SpecTree:
@@ -57,6 +78,9 @@ def order_responses() -> Response:
         HTTP_201=(OrderPlaced, "Stored: Kafka acknowledged the order."),
         HTTP_200=(OrderPlaced, "This order_id was placed before with the same order: the first one, unchanged."),
         HTTP_400=(InvalidRequest, "The body is not JSON."),
+        HTTP_401=(ApiKeyRequired, "Keys are configured and none (or no known one) was given."),
+        HTTP_403=(Problem, "This key places orders for another user_id only."),
+        HTTP_429=(TooManyRequests, "Over this client's rate limit: retry after Retry-After seconds."),
         HTTP_409=(OrderConflict, "This order_id was placed before with a different order (shown)."),
         HTTP_413=(Problem, "The body is over ORDERS_MAX_BODY_BYTES."),
         HTTP_415=(Problem, "The body is not sent as application/json."),

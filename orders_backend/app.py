@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
+from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from flask_cors import CORS
+from flask_limiter.errors import RateLimitExceeded
 from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
@@ -17,10 +21,12 @@ from orderflow.jsonbody import MalformedJson
 from orderflow.kafka import TopicTable
 from orderflow.topics import ORDER_DETAILS
 from orders_backend import apidoc
+from orders_backend.access import ApiKeys, presented_key
 from orders_backend.intake import Answer, OrderIntake
 from orders_backend.lookup import OrderLookup
 from orders_backend.orders import field_errors, place
 from orders_backend.publisher import OrderPublisher
+from orders_backend.ratelimit import make_limiter, retry_after
 from orders_backend.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,12 +41,15 @@ class OrdersApp(Flask):
     intake: OrderIntake
     lookup: OrderLookup
     placed: TopicTable
+    own_dirs: list[str]
 
     def close(self) -> None:
-        """Release this app's Kafka clients (tests and clean worker exits)."""
+        """Release this app's Kafka clients and its own files (tests and clean worker exits)."""
         self.lookup.close()
         self.placed.close()
         self.publisher.close()
+        for path in self.own_dirs:
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def answer(result: Answer) -> Response:
@@ -58,6 +67,7 @@ def create_app(settings: Settings | None = None, publisher: OrderPublisher | Non
     # One byte over the limit: for a chunked body werkzeug stops reading AT the limit without raising,
     # so only a body that reaches limit + 1 shows it was longer (create_order checks that).
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
+    keys = ApiKeys(settings.api_keys)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask's default provider has it; the base has not
     app.publisher = publisher or OrderPublisher(settings.kafka, settings.publish_timeout_seconds)
     # Every order_id already in order_details, so a repeated POST gets the first order back.
@@ -65,16 +75,50 @@ def create_app(settings: Settings | None = None, publisher: OrderPublisher | Non
     app.intake = OrderIntake(app.publisher, app.placed, timeout=settings.publish_timeout_seconds)
     api = apidoc.make_spec()
     apidoc.init_app(app, api)
-    app.lookup = OrderLookup(settings, app.placed)
+    app.lookup = OrderLookup(settings, app.placed, keys)
     app.lookup.init_app(app, api)
     if settings.cors_origin_list:
         CORS(app, resources={r"/order.*": {"origins": settings.cors_origin_list}},
-             methods=["GET", "POST"], expose_headers=["Location", "Retry-After"], max_age=600)
+             methods=["GET", "POST"], allow_headers=["Content-Type", "Authorization", "X-API-Key"],
+             expose_headers=["Location", "Retry-After"], max_age=600)
+    # Counters shared by the workers: the file gunicorn's master chose, or this app's own.
+    own_dir = None if settings.rate_limit_storage else tempfile.mkdtemp(prefix="orders-ratelimit-")
+    limiter = make_limiter(settings.rate_limit_storage or f"sqlite:///{own_dir}/ratelimit.sqlite3")
+    app.own_dirs = [own_dir] if own_dir else []
+
+    def limited(view: Callable[..., Any]) -> Callable[..., Any]:
+        return limiter.limit(settings.rate_limit)(view) if settings.rate_limit else view
     metrics.export(metrics.ORDERS_API)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
         return web.http_problem(exc)
+
+    @app.before_request
+    def require_key() -> Response | None:
+        """With keys configured, orders are posted and read with one; ``g.customer`` is its owner."""
+        g.customer = keys.owner(presented_key(request))
+        if keys.required and request.endpoint in ("create_order", "get_order") and g.customer is None:
+            response = web.problem(401, "Unauthorized", message="give your API key: Authorization: Bearer <key>")
+            response.headers["WWW-Authenticate"] = 'Bearer realm="orders"'
+            return response
+        return None
+
+    limiter.init_app(app)  # after require_key: a limit counts the key's owner, once it is known
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        response.headers["Referrer-Policy"] = "no-referrer"
+        return response
+
+    @app.errorhandler(RateLimitExceeded)
+    def too_many(exc: RateLimitExceeded) -> Response:
+        response = web.problem(429, "Too Many Requests", message=f"over this client's limit of {exc.description}; "
+                               "retry after Retry-After seconds")
+        response.headers["Retry-After"] = str(retry_after(limiter))
+        return response
 
     @app.errorhandler(ServiceUnavailable)
     def service_unavailable(exc: ServiceUnavailable) -> Response:
@@ -90,6 +134,7 @@ def create_app(settings: Settings | None = None, publisher: OrderPublisher | Non
         return response
 
     @app.post("/order")
+    @limited
     @api.validate(json=OrderRequest, resp=apidoc.order_responses(), skip_validation=True)
     def create_order() -> Any:
         """Validate an order and answer 201 once Kafka has acknowledged it."""
@@ -106,6 +151,8 @@ def create_app(settings: Settings | None = None, publisher: OrderPublisher | Non
                                details=[{"field": "(body)", "message": str(exc), "type": "json_invalid"}])
         except ValidationError as exc:
             return web.problem(422, "Invalid order", details=field_errors(exc))
+        if keys.required and order_request.user_id != g.customer:
+            return web.problem(403, "Forbidden", message="this key places orders for its own user_id only")
         order = place(order_request, utcnow())
         return answer(app.intake.submit(order, client_id=order_request.order_id is not None))
 

@@ -23,6 +23,9 @@ def prepare_metrics_dir() -> str:
 
 
 prepare_metrics_dir()
+# The rate limit's counters, shared by this API's workers, beside the metrics unless given.
+os.environ.setdefault("ORDERS_RATE_LIMIT_STORAGE",
+                      f"sqlite:///{os.path.join(os.environ[MULTIPROC_ENV], 'ratelimit.sqlite3')}")
 
 import logging  # noqa: E402 - after the metrics folder is chosen (see above)
 import shutil  # noqa: E402

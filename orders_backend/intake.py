@@ -19,6 +19,7 @@ from orderflow import metrics
 from orderflow.errors import ServiceUnavailable
 from orderflow.events import OrderPlaced
 from orderflow.kafka import BrokerUnavailable, TableNotReady
+from orders_backend.access import public_order
 from orders_backend.orders import same_order
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ class OrderIntake:
             log.info("order %s refused: id used by a different order", order.order_id,
                      extra={"order_id": order.order_id, "outcome": "conflict"})
             return Answer(409, {"error": "Conflict", "message": f"order_id {order.order_id} is already used by a "
-                                "different order", "order": first.model_dump(mode="json")})
+                                "different order", "order": public_order(first.model_dump(mode="json"))})
         log.info("order %s repeated; answering the first", order.order_id,
                  extra={"order_id": order.order_id, "outcome": "duplicate"})
         return Answer(200, stored)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-from flask import Flask, Response, request
+from flask import Flask, g, jsonify, request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from spectree import Response as Documented
 from spectree import SpecTree
@@ -20,7 +20,8 @@ from orderflow.events import EmailOutcome, OrderPlaced, OrderVerdict
 from orderflow.fields import is_identifier
 from orderflow.kafka import TableNotReady, TopicTable
 from orderflow.topics import ORDER_CONFIRMED, ORDER_EMAIL_SENT
-from orders_backend.apidoc import InvalidRequest, Problem
+from orders_backend.access import ApiKeys, public_status
+from orders_backend.apidoc import ApiKeyRequired, EmailSeen, InvalidRequest, OrderSeen, Problem
 from orders_backend.orders import field_errors
 from orders_backend.settings import Settings
 
@@ -38,6 +39,15 @@ def _one(value: object) -> object:
     return value
 
 
+class OrderStatusSeen(BaseModel):
+    """``GET /order/<id>``: the customer's address and card details only when the order's owner asks."""
+
+    order: OrderSeen
+    status: Literal["received", "confirmed", "rejected"]
+    reason: str | None = None
+    email: EmailSeen | None = None
+
+
 class LookupQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -49,7 +59,9 @@ class LookupQuery(BaseModel):
 
 
 class OrderStatus(BaseModel):
-    """An order as stored, its verdict (``received`` while there is none) and its email outcome."""
+    """An order as stored, its verdict (``received`` while there is none) and its email outcome.
+
+    Its owner sees all of it; anyone else ``access.public_status`` of it."""
 
     order: OrderPlaced
     status: Literal["received", "confirmed", "rejected"]
@@ -79,7 +91,8 @@ def reached(status: OrderStatus | None, until: Until) -> bool:
 
 
 class OrderLookup:
-    def __init__(self, settings: Settings, placed: TopicTable) -> None:
+    def __init__(self, settings: Settings, placed: TopicTable, keys: ApiKeys) -> None:
+        self.keys = keys
         self.timeout = settings.publish_timeout_seconds
         self.placed = placed
         self.verdicts = TopicTable(settings.kafka, settings.kafka.topic(ORDER_CONFIRMED))
@@ -113,7 +126,8 @@ class OrderLookup:
         @app.get("/order/<order_id>")
         @api.validate(query=LookupQuery, skip_validation=True,
                       path_parameter_descriptions={"order_id": "the order's id"},
-                      resp=Documented(HTTP_200=OrderStatus, HTTP_404=Problem, HTTP_422=InvalidRequest,
+                      resp=Documented(HTTP_200=OrderStatusSeen, HTTP_401=ApiKeyRequired, HTTP_404=Problem,
+                                      HTTP_422=InvalidRequest,
                                       HTTP_503=(Problem, "A topic could not be read in time; retry.")))
         def get_order(order_id: str) -> Any:
             """One order and its status across the topics (``?wait=`` seconds for a just-posted one)."""
@@ -127,6 +141,8 @@ class OrderLookup:
                 status = self.wait_for(order_id, query.until, query.wait)
             except TableNotReady as exc:
                 raise ServiceUnavailable(f"cannot read the order's topics: {exc}") from exc
-            if status is None:
-                return web.problem(404, "Not Found", message=f"no order {order_id}")
-            return Response(status.model_dump_json(), status=200, mimetype="application/json")
+            owner = g.get("customer")
+            if status is None or (self.keys.required and status.order.user_id != owner):
+                return web.problem(404, "Not Found", message=f"no order {order_id}")  # others' orders likewise
+            shown = status.model_dump(mode="json")
+            return jsonify(shown if owner is not None else public_status(shown))

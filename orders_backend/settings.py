@@ -22,6 +22,12 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     cors_origins: str = Field("", description="comma-separated origins allowed to call the API from a browser; "
                               "empty: CORS off")
+    api_keys: str = Field("", description="user_id=<sha256 of the key> pairs, comma-separated; when set, POST and "
+                          "GET /order need a key, and a key reads only its own customer's orders")
+    rate_limit: str = Field("100/second;3000/minute", description="per client (key or address) on POST /order, in "
+                            "Flask-Limiter's notation; empty: no limit")
+    rate_limit_storage: str = Field("", description="where the counters live: sqlite:///<file> shared by this "
+                                    "API's workers (default: a file gunicorn's master makes), or redis://...")
 
     @property
     def cors_origin_list(self) -> list[str]:

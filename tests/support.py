@@ -67,8 +67,8 @@ class SmtpSink:
         self._controller = Controller(self, hostname="127.0.0.1", port=port, enable_SMTPUTF8=smtputf8)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802 - aiosmtpd API
-        if self.refuse:
-            return "451 Try again later"
+        if self.refuse:  # in words real servers use, naming the recipients
+            return f"451 4.3.0 {', '.join(envelope.rcpt_tos)}: mailbox busy, try again later"
         with self._lock:
             self.messages.append(message_from_bytes(envelope.content))
             self.raw.append(envelope.original_content or envelope.content)
@@ -185,3 +185,43 @@ class LiveApi:
     def __exit__(self, *exc: object) -> None:
         code, log = self.service.stop(), self.service.log()
         assert code == 0, log[-3000:]
+
+
+def operator_client(app: Any) -> Any:
+    """A test client of the dashboard ``app`` already logged in as its operator (the login form itself is
+    tested in tests/unit/test_dashboard_auth.py)."""
+    client = app.test_client()
+    with client.session_transaction() as session:
+        session["operator"] = "operator"
+    return client
+
+
+OPERATOR_PASSWORD = "tests only, not a secret"
+
+
+def operator_env() -> dict[str, str]:
+    """A dashboard process's login settings for tests: the operator's password is OPERATOR_PASSWORD."""
+    from werkzeug.security import generate_password_hash
+
+    return {"DASHBOARD_OPERATOR_PASSWORD_HASH": generate_password_hash(OPERATOR_PASSWORD),
+            "DASHBOARD_SECRET_KEY": "s" * 64, "DASHBOARD_COOKIE_SECURE": "false"}
+
+
+def login_cookie(url: str) -> str:
+    """Log in to the dashboard at ``url`` through its form (CSRF token included); its session cookie."""
+    import http.cookiejar
+    import re
+    import urllib.parse
+    import urllib.request
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with opener.open(f"{url}/login", timeout=10) as page:
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.read().decode())
+    assert token is not None, "the login form carries a CSRF token"
+    form = urllib.parse.urlencode({"operator": "operator", "password": OPERATOR_PASSWORD,
+                                   "csrf_token": token.group(1)}).encode()
+    opener.open(f"{url}/login", data=form, timeout=10).close()
+    cookie = next((c for c in jar if c.name == "orderflow_operator"), None)
+    assert cookie is not None and cookie.value, "logged in"
+    return f"{cookie.name}={cookie.value}"

@@ -102,10 +102,10 @@
     const button = byId("place-order");
     button.disabled = true;
     try {
-      const response = await fetch(`${api}/order`, {
-        method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" },
-        body: JSON.stringify(body(lines)),
-      });
+      const headers = { "Content-Type": "application/json", Accept: "application/json" };
+      const key = byId("api_key").value.trim();
+      if (key) headers.Authorization = `Bearer ${key}`;
+      const response = await fetch(`${api}/order`, { method: "POST", headers, body: JSON.stringify(body(lines)) });
       const answer = await response.json().catch(() => ({}));
       if (response.status === 201 || response.status === 200) {
         showCreated(answer);
@@ -114,6 +114,12 @@
       } else if (response.status === 422 && Array.isArray(answer.details)) {
         const unplaced = answer.details.filter((d) => !showError(fieldFor(d.field, lines), d.message));
         if (unplaced.length) formError(unplaced.map((d) => `${d.field}: ${d.message}`).join(" · "));
+      } else if (response.status === 429) {
+        const wait = Number(response.headers.get("Retry-After")) || 1;
+        formError(`That was a lot of orders in a short time. Please wait ${wait} second${wait === 1 ? "" : "s"} `
+          + "and place this one again; nothing was ordered yet.");
+      } else if (response.status === 401) {
+        formError("This shop asks for an API key: enter yours under \"API key\" and place the order again.");
       } else {
         const wait = response.headers.get("Retry-After");
         formError(`${answer.message || answer.error || `HTTP ${response.status}`}${wait ? ` (try again in ${wait} s)` : ""}`);

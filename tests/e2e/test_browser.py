@@ -8,6 +8,7 @@ go to ``test-artifacts/``.
 from __future__ import annotations
 
 import json
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -21,7 +22,16 @@ from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_play
 from devtools.devstack import answers
 from orderflow.kafka import ensure_topics
 from orderflow.settings import KafkaSettings
-from tests.support import ROOT, ServiceProcess, SmtpSink, free_port, service_env, wait_until
+from tests.support import (
+    OPERATOR_PASSWORD,
+    ROOT,
+    ServiceProcess,
+    SmtpSink,
+    free_port,
+    operator_env,
+    service_env,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -31,6 +41,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 ARTIFACTS = ROOT / "test-artifacts"
 SLOW = 90_000  # ms: an order's whole trip through the pipeline, on a busy 2-core machine
 EVIL = "<script>alert(1)</script>"
+RATE_LIMIT = 40  # orders per minute from one address: more than the tests before the last one post
+# Every Content-Security-Policy violation a page reports, kept where the test can read it.
+CSP_WATCH = """window.cspViolations = [];
+document.addEventListener("securitypolicyviolation",
+  (e) => window.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));"""
 
 
 @dataclass
@@ -49,9 +64,11 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     smtp.start()
     api, dashboard = f"http://127.0.0.1:{free_port()}", f"http://127.0.0.1:{free_port()}"
     env = service_env(kafka, ORDERS_HOST="127.0.0.1", ORDERS_PORT=api.rsplit(":", 1)[1], ORDERS_WORKERS="1",
-                      ORDERS_CORS_ORIGINS=dashboard, EMAIL_SMTP_PORT=str(smtp.port), EMAIL_BACKOFF_SECONDS="0.1",
+                      ORDERS_CORS_ORIGINS=dashboard, ORDERS_RATE_LIMIT=f"{RATE_LIMIT}/minute",
+                      EMAIL_SMTP_PORT=str(smtp.port), EMAIL_BACKOFF_SECONDS="0.1",
                       DASHBOARD_HOST="127.0.0.1", DASHBOARD_PORT=dashboard.rsplit(":", 1)[1],
-                      DASHBOARD_ORDERS_API_URL=api, DASHBOARD_LAG_SECONDS="1")
+                      DASHBOARD_ORDERS_API_URL=api, DASHBOARD_LAG_SECONDS="1",
+                      **operator_env())
     logs = tmp_path_factory.mktemp("logs")
     services = [ServiceProcess(m, env, logs).start()
                 for m in ("orders_backend", "transactions_backend", "email_backend", "analytics_backend", "dashboard")]
@@ -81,8 +98,28 @@ def page_factory(browser: Browser) -> Iterator[tuple[BrowserContext, list[str]]]
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     dialogs: list[str] = []
     context.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    context.add_init_script(CSP_WATCH)
+    console: list[str] = []
+    context.on("console", lambda message: console.append(message.text))
+    pages: list[Page] = []
+    context.on("page", lambda page: pages.append(page))
     yield context, dialogs
+    violations = [v for page in pages if not page.is_closed() for v in page.evaluate("window.cspViolations || []")]
+    violations += [text for text in console if "Content Security Policy" in text]
     context.close()
+    assert violations == [], "no page may break its Content-Security-Policy"
+
+
+def log_in(context: BrowserContext, dashboard: str) -> None:
+    """The operator logs in through the dashboard's form; the context keeps the session."""
+    page = context.new_page()
+    page.goto(f"{dashboard}/")
+    expect(page.get_by_test_id("login-form")).to_be_visible()
+    page.get_by_test_id("login-operator").fill("operator")
+    page.get_by_test_id("login-password").fill(OPERATOR_PASSWORD)
+    page.get_by_test_id("login-submit").click()
+    expect(page.get_by_test_id("logout")).to_be_visible()
+    page.close()
 
 
 def money(text: str) -> Decimal:
@@ -97,6 +134,7 @@ def shoot(page: Page, name: str) -> None:
 def test_an_order_from_the_shop_shows_up_live_on_the_dashboard(stack: Stack,
                                                                 page_factory: tuple[BrowserContext, list[str]]) -> None:
     context, dialogs = page_factory
+    log_in(context, stack.dashboard)
     dash = context.new_page()
     dash.goto(f"{stack.dashboard}/")
     expect(dash.get_by_test_id("feed-status")).to_have_text("live", timeout=SLOW)  # streaming, Kafka connected
@@ -157,6 +195,7 @@ def post_order(api: str, body: dict) -> None:  # type: ignore[type-arg]
 
 def test_without_event_source_the_page_polls(stack: Stack, page_factory: tuple[BrowserContext, list[str]]) -> None:
     context, _ = page_factory
+    log_in(context, stack.dashboard)
     context.add_init_script("delete window.EventSource")  # an old browser, or a proxy that breaks streams
     page = context.new_page()
     page.goto(f"{stack.dashboard}/")
@@ -172,6 +211,7 @@ def test_without_event_source_the_page_polls(stack: Stack, page_factory: tuple[B
 def test_markup_in_a_product_name_is_shown_as_text(stack: Stack,
                                                    page_factory: tuple[BrowserContext, list[str]]) -> None:
     context, dialogs = page_factory
+    log_in(context, stack.dashboard)
     order_id = f"xss-{uuid.uuid4().hex[:8]}"
     post_order(stack.api, {"user_id": "u-xss", "order_id": order_id, "user_email": "xss@example.com",
                            "order_details": {"items": [{"product": f"Chair {EVIL}", "quantity": 1,
@@ -205,4 +245,36 @@ def test_markup_in_a_product_name_is_shown_as_text(stack: Stack,
     expect(details.filter(has_text=f"Chair {EVIL}")).to_have_count(1)
     assert page.locator("main script").count() == 0
     shoot(page, "topics.png")
+    assert dialogs == []
+
+
+def test_a_stranger_gets_the_login_and_a_customer_over_the_limit_a_kind_word(
+        stack: Stack, page_factory: tuple[BrowserContext, list[str]]) -> None:
+    """Last in this module: it spends this address's orders for the minute."""
+    context, dialogs = page_factory
+    page = context.new_page()
+    page.goto(f"{stack.dashboard}/topics")
+    expect(page.get_by_test_id("login-form")).to_be_visible()  # no topics (customers' data) without a login
+    assert page.locator("[data-topic]").count() == 0
+
+    for i in range(RATE_LIMIT):  # the rest of this minute's orders from this address
+        request = urllib.request.Request(f"{stack.api}/order", method="POST", headers={
+            "Content-Type": "application/json"}, data=json.dumps({
+                "user_id": "u-burst", "order_id": f"burst-{uuid.uuid4().hex[:8]}-{i}",
+                "user_email": "burst@example.com", "order_details": {"price": "1.00"}}).encode())
+        try:
+            urllib.request.urlopen(request, timeout=15).close()
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 429
+            break
+    page.goto(f"{stack.dashboard}/shop")
+    page.get_by_test_id("qty-oak-chair").fill("1")
+    page.get_by_test_id("user_id").fill("u-busy")
+    page.get_by_test_id("user_email").fill("busy@example.com")
+    page.get_by_test_id("place-order").click()
+    message = page.get_by_test_id("form-error")
+    expect(message).to_contain_text("Please wait", timeout=15_000)
+    expect(message).to_contain_text("nothing was ordered yet")
+    expect(page.get_by_test_id("result")).to_be_hidden()
+    shoot(page, "shop-rate-limited.png")
     assert dialogs == []

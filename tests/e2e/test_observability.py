@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -81,9 +82,11 @@ def test_metrics_and_logs_follow_orders_through_every_service(stack: Stack, kafk
                                                               smtp_sink: SmtpSink) -> None:
     good = [f"obs-{i}" for i in range(1, 7)]
     for order_id in good:
-        assert post(stack.api + "/order", order(order_id))[0] == 201
+        body = {**order(order_id), "payment": {"card_number": "4111 1111 1111 1111", "expiry": "12/35"}}
+        assert post(stack.api + "/order", body)[0] == 201
     assert post(stack.api + "/order", order("obs-big", "99999.00"))[0] == 201  # rejected: over the limit
-    assert post(stack.api + "/order", order("obs-1"))[0] == 200
+    assert post(stack.api + "/order", {**order("obs-1"), "payment": {
+        "card_number": "4111 1111 1111 1111", "expiry": "12/35"}})[0] == 200
     assert post(stack.api + "/order", order("obs-1", "41.00"))[0] == 409
     assert post(stack.api + "/order", {"user_id": "obs"})[0] == 422
     produce(kafka_settings, kafka_settings.topic(ORDER_DETAILS), [("garbage-1", b"not an order")])
@@ -133,3 +136,10 @@ def test_metrics_and_logs_follow_orders_through_every_service(stack: Stack, kafk
     assert any(e.get("status") == "rejected" and e.get("reason")
                for e in logs["transactions_backend"] if e.get("order_id") == "obs-big")
     assert any("dlq_topic" in e for e in logs["transactions_backend"] if e.get("order_id") == "garbage-1")
+
+    # No service wrote a full address or a card number, not even where a library's words carried one.
+    everything = "\n".join((stack.logs / f"{name}.log").read_text(errors="replace")
+                           for name in ("orders_backend", *CONSUMERS))
+    assert "o***@example.com" in everything  # the refusal named obs-fail's address: masked
+    assert not re.findall(r"[\w.+-]{2,}@example\.com", everything)
+    assert not re.findall(r"4111[ -]?1111[ -]?1111[ -]?1111", everything)

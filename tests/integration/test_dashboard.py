@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -25,10 +26,10 @@ from orderflow.events import (
     Status,
     Totals,
 )
-from orderflow.kafka import ensure_topics, make_producer
+from orderflow.kafka import Record, dead_letter, ensure_topics, make_producer, read_topic
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ANALYTICS_RESULT, ORDER_CONFIRMED, ORDER_DETAILS, ORDER_EMAIL_SENT
-from tests.support import LocalKafka, free_port, wait_until
+from tests.support import LocalKafka, free_port, operator_client, produce, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +82,7 @@ def dashboard_client() -> Iterator[Callable[..., FlaskClient]]:
     def make(kafka: KafkaSettings, **overrides: Any) -> FlaskClient:
         app = create_app(Settings(kafka=kafka, **{"lag_seconds": 0, **overrides}))
         feeds.append(app.feed)
-        return app.test_client()
+        return operator_client(app)
 
     yield make
     for feed in feeds:
@@ -176,3 +177,19 @@ def test_dashboard_waits_for_a_broker_that_starts_late(tmp_path: Path,
     finally:
         client.application.feed.stop()
         broker.stop()
+
+
+def test_an_operator_replays_dead_letters_from_the_dead_letter_page(
+        kafka_settings: KafkaSettings, dashboard_client: Callable[..., FlaskClient]) -> None:
+    dead = dead_letter(Record(kafka_settings.topic(ORDER_DETAILS), 1, 7, b"poison-1", b"{not json"), "json_invalid")
+    produce(kafka_settings, dead.topic, [("poison-1", dead.value)])
+    client = dashboard_client(kafka_settings, feed_mode="off")
+    page = client.get("/dead-letters")
+    assert page.status_code == 200 and "poison-1" in page.text and "{not json" in page.text
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    done = client.post("/dead-letters/order_details/replay", data={"csrf_token": token.group(1)})
+    assert done.status_code == 302
+    assert "replayed 1 dead letter(s) into order_details" in client.get("/dead-letters").text
+    back = [r for r in read_topic(kafka_settings, kafka_settings.topic(ORDER_DETAILS)) if r.key == b"poison-1"]
+    assert [r.value for r in back] == [b"{not json"] and dict(back[0].headers)["replayed_from"] == b"0/0"

@@ -16,6 +16,7 @@ from orderflow.kafka import OffsetAndMetadata, TopicPartition, group_lag, make_c
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ANALYTICS_GROUP, EMAIL_GROUP, ORDER_CONFIRMED, ORDER_DETAILS, TRANSACTIONS_GROUP
 from tests.integration.test_dashboard import events_for, placed, send, snapshot, state_when
+from tests.support import operator_client
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +28,7 @@ def dashboard_client() -> Iterator[Callable[..., FlaskClient]]:
     def make(kafka: KafkaSettings, **overrides: Any) -> FlaskClient:
         app = create_app(Settings(kafka=kafka, **overrides))
         feeds.append(app.feed)
-        return app.test_client()
+        return operator_client(app)
 
     yield make
     for feed in feeds:

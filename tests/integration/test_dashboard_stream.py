@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ServiceProcess, free_port, wait_until
+from tests.support import ServiceProcess, free_port, login_cookie, operator_env, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -25,7 +25,7 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[ServiceProcess, int]]:
     port = free_port()
     env = {"DASHBOARD_HOST": "127.0.0.1", "DASHBOARD_PORT": str(port), "DASHBOARD_FEED_MODE": "off",
            "DASHBOARD_THREADS": "4", "DASHBOARD_MAX_STREAMS": "2", "DASHBOARD_LAG_SECONDS": "0",
-           "DASHBOARD_STREAM_HEARTBEAT_SECONDS": "1", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1"}
+           "DASHBOARD_STREAM_HEARTBEAT_SECONDS": "1", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", **operator_env()}
     service = ServiceProcess("dashboard", env, tmp_path).start()
     try:
         wait_until(lambda: health(port) is not None, 60, what="the dashboard")
@@ -43,9 +43,11 @@ def health(port: int) -> dict | None:  # type: ignore[type-arg]
 
 
 def open_stream(port: int) -> socket.socket:
-    """A raw HTTP client of /api/stream that has read the first state event."""
+    """A raw HTTP client of /api/stream, logged in, that has read the first state event."""
+    cookie = login_cookie(f"http://127.0.0.1:{port}")
     sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-    sock.sendall(b"GET /api/stream HTTP/1.1\r\nHost: dashboard\r\nAccept: text/event-stream\r\n\r\n")
+    sock.sendall(f"GET /api/stream HTTP/1.1\r\nHost: dashboard\r\nCookie: {cookie}\r\n"
+                 "Accept: text/event-stream\r\n\r\n".encode())
     received = b""
     while b"event: state" not in received:
         chunk = sock.recv(65536)
@@ -59,8 +61,10 @@ def test_streams_hold_threads_within_their_limit_and_end_when_clients_go(
         dashboard: tuple[ServiceProcess, int]) -> None:
     _, port = dashboard
     first, second = open_stream(port), open_stream(port)
+    third = urllib.request.Request(f"http://127.0.0.1:{port}/api/stream",
+                                   headers={"Cookie": login_cookie(f"http://127.0.0.1:{port}")})
     with pytest.raises(urllib.error.HTTPError) as refused:
-        urllib.request.urlopen(f"http://127.0.0.1:{port}/api/stream", timeout=5)
+        urllib.request.urlopen(third, timeout=5)
     assert refused.value.code == 503
     refused.value.close()  # else gunicorn 27's graceful close waits up to 2 s for us, on its main loop
     assert health(port) == {"status": "ok", "kafka": "off", "streams": {"open": 2, "limit": 2}}  # threads left

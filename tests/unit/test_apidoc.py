@@ -43,7 +43,7 @@ def test_post_order_is_described_by_the_pydantic_contracts(spec: dict[str, Any])
     assert body["properties"].keys() == OrderRequest.model_json_schema()["properties"].keys()
     assert set(body["required"]) == {"user_id", "user_email", "order_details"}
     responses = post["responses"]
-    assert set(responses) == {"200", "201", "400", "409", "413", "415", "422", "503"}
+    assert set(responses) == {"200", "201", "400", "401", "403", "409", "413", "415", "422", "429", "503"}
     for code in ("200", "201"):
         placed = resolve(spec, responses[code]["content"]["application/json"]["schema"]["$ref"])
         assert placed["title"] == "OrderPlaced"
@@ -57,9 +57,10 @@ def test_post_order_is_described_by_the_pydantic_contracts(spec: dict[str, Any])
 
 def test_the_example_order_is_a_valid_request(spec: dict[str, Any]) -> None:
     post = spec["paths"]["/order"]["post"]
-    example = resolve(spec, post["requestBody"]["content"]["application/json"]["schema"]["$ref"])["examples"][0]
-    order = OrderRequest.model_validate(example)
-    assert order.order_details.total > 0
+    examples = resolve(spec, post["requestBody"]["content"]["application/json"]["schema"]["$ref"])["examples"]
+    orders = [OrderRequest.model_validate(example) for example in examples]
+    assert len(orders) == 2 and all(order.order_details.total > 0 for order in orders)
+    assert orders[1].order_details.extras == {"product": "chair", "quantity": 1}  # the seed's shape
 
 
 def test_order_lookup_is_described_with_its_query(spec: dict[str, Any]) -> None:
@@ -68,7 +69,7 @@ def test_order_lookup_is_described_with_its_query(spec: dict[str, Any]) -> None:
     assert params["order_id"]["in"] == "path" and params["order_id"]["required"] is True
     assert params["wait"]["in"] == "query" and params["wait"]["schema"]["maximum"] == 10
     assert params["until"]["schema"]["enum"] == ["received", "decided", "emailed"]
-    assert set(get["responses"]) == {"200", "404", "422", "503"}
+    assert set(get["responses"]) == {"200", "401", "404", "422", "503"}
     answer = resolve(spec, get["responses"]["200"]["content"]["application/json"]["schema"]["$ref"])
     assert set(answer["required"]) == {"order", "status"}
     assert answer["properties"]["status"]["enum"] == ["received", "confirmed", "rejected"]

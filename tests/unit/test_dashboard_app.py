@@ -21,6 +21,7 @@ from dashboard.view import DashboardState
 from orderflow.events import OrderDetails, OrderPlaced, OrderVerdict
 from orderflow.kafka import Follower, KafkaError
 from orderflow.settings import KafkaSettings
+from tests.support import operator_client
 
 STATIC = Path(dashboard.__file__).parent / "static"
 TEMPLATES = Path(dashboard.__file__).parent / "templates"
@@ -43,7 +44,7 @@ def view() -> DashboardState:
 
 @pytest.fixture
 def client(view: DashboardState) -> FlaskClient:
-    return create_app(settings(feed_mode="off", refresh_ms=1500), view=view).test_client()
+    return operator_client(create_app(settings(feed_mode="off", refresh_ms=1500), view=view))
 
 
 def test_healthz(client: FlaskClient) -> None:
@@ -130,7 +131,7 @@ def test_feed_starts_on_first_request_not_before(failing_consumers: threading.Ev
     feed: Feed = app.feed
     assert not feed.running and not failing_consumers.is_set()
     try:
-        client = app.test_client()
+        client = operator_client(app)
         assert client.get("/healthz").json["kafka"] == "unavailable"
         assert feed.running and failing_consumers.wait(5)
         assert client.get("/api/state").status_code == 200  # still answers while Kafka is away
@@ -144,7 +145,7 @@ def test_feed_mode(failing_consumers: threading.Event, mode: str, running: bool)
     app = create_app(settings(feed_mode=mode))
     feed: Feed = app.feed
     try:
-        app.test_client().get("/")
+        operator_client(app).get("/")
         assert feed.running is running
     finally:
         feed.stop()

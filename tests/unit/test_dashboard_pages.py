@@ -16,6 +16,7 @@ from dashboard.settings import Settings
 from dashboard.view import DashboardState
 from orderflow.kafka import KafkaError, Record, TopicPeek
 from orderflow.settings import KafkaSettings
+from tests.support import operator_client
 from tests.unit.test_dashboard_view import email, placed, verdict
 
 EVIL = "<script>alert(1)</script>"
@@ -33,7 +34,7 @@ def client() -> FlaskClient:
     state = DashboardState()
     state.apply_all([order, verdict(order, "rejected", reason=EVIL, after=2), placed("o-2"),
                      verdict(placed("o-2")), email(placed("o-2"), "failed", error=EVIL)])
-    return create_app(settings(), view=state).test_client()
+    return operator_client(create_app(settings(), view=state))
 
 
 def test_order_page_shows_the_timeline_escaped(client: FlaskClient) -> None:
@@ -61,8 +62,8 @@ def test_api_order_is_the_held_order(client: FlaskClient) -> None:
     assert body["total"] == "12.30"
 
 
-def test_shop_page_lists_the_catalogue_and_posts_to_the_orders_api(client: FlaskClient) -> None:
-    response = client.get("/shop")
+def test_shop_page_lists_the_catalogue_and_posts_to_the_orders_api() -> None:
+    response = create_app(settings()).test_client().get("/shop")  # open to customers: no login
     assert response.status_code == 200
     html = response.text
     for product in CATALOGUE:
@@ -72,10 +73,12 @@ def test_shop_page_lists_the_catalogue_and_posts_to_the_orders_api(client: Flask
     assert f"connect-src 'self' {API}" in response.headers["Content-Security-Policy"]
 
 
-def test_the_dashboard_is_read_only() -> None:
+def test_the_dashboard_changes_nothing_but_through_its_operator_actions() -> None:
     app = create_app(settings())
+    posts = {rule.rule for rule in app.url_map.iter_rules() if "POST" in (rule.methods or ())}
+    assert posts == {"/login", "/logout", "/dead-letters/<source>/replay"}
     methods = {method for rule in app.url_map.iter_rules() for method in rule.methods or ()}
-    assert methods <= {"GET", "HEAD", "OPTIONS"}
+    assert methods <= {"GET", "HEAD", "OPTIONS", "POST"}
     assert {"/", "/api/state", "/api/stream", "/orders/<order_id>", "/topics", "/shop"} <= {
         rule.rule for rule in app.url_map.iter_rules()}
 

@@ -16,6 +16,7 @@ from dashboard.settings import Settings
 from dashboard.stream import Streams, client_gone, message
 from dashboard.view import DashboardState
 from orderflow.settings import KafkaSettings
+from tests.support import operator_client
 from tests.unit.test_dashboard_view import placed, verdict
 
 
@@ -56,7 +57,7 @@ def test_message_is_one_server_sent_event() -> None:
 def test_stream_sends_the_state_then_only_what_changed_then_heartbeats() -> None:
     app = make_app()
     feed: Feed = app.feed
-    response = app.test_client().get("/api/stream", buffered=False)
+    response = operator_client(app).get("/api/stream", buffered=False)
     assert response.status_code == 200 and response.mimetype == "text/event-stream"
     assert response.headers["Cache-Control"] == "no-store" and response.headers["X-Accel-Buffering"] == "no"
     events = EventReader(response)
@@ -81,7 +82,7 @@ def test_stream_sends_the_state_then_only_what_changed_then_heartbeats() -> None
 
 def test_streams_over_the_limit_get_503_and_pages_still_answer() -> None:
     app = make_app(threads=3, max_streams=2)
-    client = app.test_client()
+    client = operator_client(app)
     open_ = [client.get("/api/stream", buffered=False) for _ in range(2)]
     try:
         refused = client.get("/api/stream")
@@ -98,18 +99,18 @@ def test_streams_over_the_limit_get_503_and_pages_still_answer() -> None:
 
 def test_closing_the_streams_ends_them() -> None:
     app = make_app(stream_heartbeat_seconds=60)
-    response = app.test_client().get("/api/stream", buffered=False)
+    response = operator_client(app).get("/api/stream", buffered=False)
     events = EventReader(response)
     events.next_state()
     app.streams.close()  # what SIGTERM to the worker does
     assert list(events.chunks) == []
     response.close()
-    assert app.test_client().get("/api/stream").status_code == 503  # no new ones while stopping
+    assert operator_client(app).get("/api/stream").status_code == 503  # no new ones while stopping
 
 
 def test_a_stream_ends_after_its_longest_life() -> None:
     app = make_app(stream_max_seconds=0.3, stream_heartbeat_seconds=60)
-    response = app.test_client().get("/api/stream", buffered=False)
+    response = operator_client(app).get("/api/stream", buffered=False)
     started = time.monotonic()
     chunks = list(EventReader(response).chunks)  # ends by itself: the browser reconnects
     assert 0.25 < time.monotonic() - started < 5 and sum(c.startswith(b"event: state") for c in chunks) == 1
