@@ -2,7 +2,7 @@
 
     python -m bench                       # everything, 3 rounds (what `make bench` runs)
     python -m bench --quick               # 1 round, small backlogs: to check the bench itself
-    python -m bench --only http,e2e       # some steps: broker, stages, http, e2e
+    python -m bench --only http,e2e       # some steps: broker, stages, http, e2e, peer
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from pathlib import Path
 
 from kafka.record import util as crc32c_util
 
-from bench import e2e, http_ladder, kafkatools, stages
+from bench import e2e, http_ladder, kafkatools, peer, stages
 from bench.common import RESULTS, Report, Samples, quiet_logs, say
 from bench.table import render, render_targets, targets
 from devtools.localkafka import LocalKafka, free_port
 from orderflow.settings import KafkaSettings
 
-STEPS = ("broker", "stages", "http", "e2e")
+STEPS = ("broker", "stages", "http", "e2e", "peer")
 
 
 def parse_configs(text: str) -> list[tuple[str, int, int]]:
@@ -50,6 +50,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--http-configs", default="gthread:2:16,sync:4:1,gthread:2:8",
                    help="worker_class:workers:threads,... the first is the shipped default (full ladder)")
     p.add_argument("--e2e-seconds", type=float, default=8.0)
+    p.add_argument("--peer-seconds", type=float, default=20.0, help="the peer row's wrk load per round")
     p.add_argument("--partitions", type=int, default=6)
     p.add_argument("--quick", action="store_true", help="1 round, small backlogs, short loads")
     p.add_argument("--out", type=Path, default=RESULTS / "latest.json")
@@ -58,7 +59,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.quick:
         args.rounds, args.perf_records, args.backlog, args.email_backlog = 1, 50_000, 10_000, 1_500
-        args.http_seconds, args.e2e_seconds = 2.0, 4.0
+        args.http_seconds, args.e2e_seconds, args.peer_seconds = 2.0, 4.0, 8.0
     return args
 
 
@@ -117,6 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                                     connections=args.http_connections, configs=parse_configs(args.http_configs))
                 elif step == "e2e":
                     e2e.run(report, base, work, broker_pid, rounds=args.rounds, seconds=args.e2e_seconds)
+                elif step == "peer":
+                    peer.run(report, base, work, broker_pid, rounds=max(2, args.rounds - 1), seconds=args.peer_seconds,
+                             connections=args.http_connections)
                 report.facts[f"step_seconds_{step}"] = round(time.monotonic() - began, 1)
                 report.facts["targets"] = targets(report)
                 report.write(args.out)

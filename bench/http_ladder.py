@@ -36,12 +36,14 @@ RUNG_ORDER = list(RUNGS)
 TOP = "publish, wait for ack (real API)"
 
 
-def wrk(url: str, *, seconds: float, connections: int, tag: str, with_order_id: bool) -> dict[str, float]:
+def wrk(url: str, *, seconds: float, connections: int, tag: str, with_order_id: bool,
+        seed_shape: bool = False) -> dict[str, float]:
     exe = shutil.which("wrk")
     if exe is None:
         raise RuntimeError("wrk is missing: run scripts/ensure-bench-tools.sh")
     done = subprocess.run([exe, "-t1", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--timeout", "5s",
-                           "-s", str(LUA), url, "--", tag, "1" if with_order_id else "0"],
+                           "-s", str(LUA), url, "--", tag, "1" if with_order_id else "0",
+                           *(["seed"] if seed_shape else [])],
                           capture_output=True, text=True, timeout=seconds + 60)
     line = next((x for x in done.stdout.splitlines() if x.startswith("BENCHJSON ")), None)
     if line is None:

@@ -1,5 +1,6 @@
--- wrk script: POST the README's order, with a unique user_id per request (and a unique order_id when
--- asked), and print the run's figures as one JSON line.  wrk ... -s post.lua URL -- <tag> <with_order_id>
+-- wrk script: POST the README's order (or, with "seed", the seed's shape: product, quantity, price), with a
+-- unique user_id per request (and a unique order_id when asked), and print the run's figures as one JSON
+-- line.  wrk ... -s post.lua URL -- <tag> <with_order_id> [seed]
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 
@@ -13,15 +14,19 @@ function setup(thread)
   table.insert(threads, thread)
 end
 
-function init(args)
-  tag = args[1] or "w"
-  with_order_id = args[2] == "1"
-end
-
 local template = '{"user_id":"%s",%s"user_email":"ada@example.com","order_details":{"items":[' ..
   '{"product":"Oak chair","quantity":4,"unit_price":"89.90"},' ..
   '{"product":"Dining table","quantity":1,"unit_price":"449.00"}]},' ..
   '"payment":{"card_number":"4111 1111 1111 1111","expiry":"12/29"}}'
+
+local seed = '{"user_id":"%s",%s"user_email":"ada@example.com",' ..
+  '"order_details":{"product":"Oak chair","quantity":1,"price":100}}'
+
+function init(args)
+  tag = args[1] or "w"
+  with_order_id = args[2] == "1"
+  if args[3] == "seed" then template = seed end
+end
 
 request = function()
   counter = counter + 1
