@@ -48,6 +48,7 @@ from orderflow.kafka import (
     Output,
     Record,
     Stage,
+    bind_to_topics,
     catch_up,
     committed_offsets,
     ensure_topics,
@@ -101,16 +102,20 @@ class Confirmations:
         self.out_topic = kafka.topic(ORDER_EMAIL_SENT)
         self.log_topic = kafka.topic(EMAIL_SENT_LOG)
         self.pending: dict[int, set[str]] = {}  # recorded in the batch Kafka has not committed yet
-        self.caught_up = 0  # records the last restore read back
+        self.caught_up = 0  # records read back by every restore so far
+        self._bound = False  # whether the state file was checked against the topics' ids
 
     def restore(self, partitions: Sequence[int]) -> dict[int, int]:
         self.pending.clear()
+        if not self._bound:
+            bind_to_topics(self.kafka, self.state, [self.in_topic, self.log_topic])
+            self._bound = True
         committed = committed_offsets(self.kafka, self.group, self.in_topic, partitions)
         read = catch_up(self.kafka, self.state, topic=self.in_topic, checkpoint=RECORDED_UP_TO, partitions=partitions,
                         until=committed, fold=self._fold_recorded)
         read += catch_up(self.kafka, self.state, topic=self.log_topic, checkpoint=NOTES_UP_TO, partitions=partitions,
                          fold=self._fold_notes)
-        self.caught_up = read
+        self.caught_up += read
         return {}
 
     @staticmethod

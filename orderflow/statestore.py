@@ -40,6 +40,7 @@ CREATE TABLE IF NOT EXISTS checkpoints (
     name TEXT NOT NULL, part INTEGER NOT NULL, next_offset INTEGER NOT NULL,
     PRIMARY KEY (name, part)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sources (topic TEXT PRIMARY KEY NOT NULL, topic_id TEXT NOT NULL) WITHOUT ROWID;
 """
 
 
@@ -88,6 +89,25 @@ class StateStore:
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+    def bind(self, sources: Mapping[str, str]) -> bool:
+        """Name the topics the state is read from, with their ids (topic name -> id). A file filled
+        from another topic of one of those names (deleted and made again, another cluster) knows
+        nothing true about this one: it is emptied, and True returned.
+
+        Offsets alone cannot tell: a group whose committed offsets expired also looks behind its file.
+        """
+        with self.transaction() as tx:
+            known = dict(self._db.execute("SELECT topic, topic_id FROM sources").fetchall())
+            stale = sorted(t for t, topic_id in sources.items() if known.get(t, topic_id) != topic_id)
+            if stale:
+                log.warning("state file %s was filled from other topics named %s: emptied, to be rebuilt",
+                            self.path, ", ".join(stale))
+                self._db.execute("DELETE FROM entries")
+                self._db.execute("DELETE FROM checkpoints")
+                self._db.execute("DELETE FROM sources")
+            tx.sources(sources)
+        return bool(stale)
 
     # -- reading -------------------------------------------------------------------------------
     def checkpoint(self, name: str, partition: int) -> int | None:
@@ -151,6 +171,9 @@ class StateWriter:
     def remove(self, space: str, partition: int, keys: Iterable[str]) -> None:
         self._db.executemany("DELETE FROM entries WHERE space = ? AND part = ? AND key = ?",
                              ((space, partition, key) for key in keys))
+
+    def sources(self, sources: Mapping[str, str]) -> None:
+        self._db.executemany("INSERT OR REPLACE INTO sources (topic, topic_id) VALUES (?, ?)", sources.items())
 
     def advance(self, name: str, partition: int, offset: int) -> None:
         """Move checkpoint ``name`` of ``partition`` to ``offset``; never back (a checkpoint only grows)."""

@@ -31,7 +31,17 @@ from pydantic_settings import SettingsConfigDict
 
 from orderflow import metrics
 from orderflow.events import OrderPlaced
-from orderflow.kafka import Inbound, Output, Record, Stage, catch_up, committed_offsets, ensure_topics, parse_value
+from orderflow.kafka import (
+    Inbound,
+    Output,
+    Record,
+    Stage,
+    bind_to_topics,
+    catch_up,
+    committed_offsets,
+    ensure_topics,
+    parse_value,
+)
 from orderflow.settings import KafkaSettings, StatefulServiceSettings, configure_logging
 from orderflow.statestore import StateStore, StateWriter, state_file
 from orderflow.stopflag import StopFlag
@@ -63,13 +73,17 @@ class Verdicts:
         self.in_topic = kafka.topic(ORDER_DETAILS)
         self.out_topic = kafka.topic(ORDER_CONFIRMED)
         self.pending: dict[int, set[str]] = {}  # decided in the batch Kafka has not committed yet
-        self.caught_up = 0  # records the last restore read back
+        self.caught_up = 0  # records read back by every restore so far
+        self._bound = False  # whether the state file was checked against the topics' ids
 
     def restore(self, partitions: Sequence[int]) -> dict[int, int]:
         self.pending.clear()
+        if not self._bound:
+            bind_to_topics(self.kafka, self.state, [self.in_topic])
+            self._bound = True
         committed = committed_offsets(self.kafka, self.group, self.in_topic, partitions)
-        self.caught_up = catch_up(self.kafka, self.state, topic=self.in_topic, checkpoint=DECIDED_UP_TO,
-                                  partitions=partitions, until=committed, fold=self._fold)
+        self.caught_up += catch_up(self.kafka, self.state, topic=self.in_topic, checkpoint=DECIDED_UP_TO,
+                                   partitions=partitions, until=committed, fold=self._fold)
         return {}
 
     @staticmethod

@@ -12,7 +12,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 
-from orderflow.kafka.clients import TopicPartition, make_consumer
+from orderflow.kafka.clients import TopicPartition, make_admin, make_consumer
+from orderflow.kafka.errors import KafkaError
 from orderflow.kafka.reading import read_topic
 from orderflow.kafka.records import Record
 from orderflow.settings import KafkaSettings
@@ -24,6 +25,23 @@ CHUNK = 1000  # records folded per SQLite transaction: progress survives a crash
 PROGRESS_EVERY = 50_000  # records between two progress lines of a long read
 
 Fold = Callable[[StateWriter, Sequence[Record]], None]
+_NO_TOPIC_ID = "00000000-0000-0000-0000-000000000000"
+
+
+def bind_to_topics(settings: KafkaSettings, state: StateStore, topics: Sequence[str]) -> None:
+    """Tie ``state`` to the topics it is read from, by their ids (KIP-516): a file left from topics
+    since deleted and made again under the same names (a wiped broker) is emptied, then rebuilt."""
+    admin = make_admin(settings)
+    try:
+        described = admin.describe_topics(list(topics))
+    finally:
+        admin.close()
+    ids = {str(t["name"]): str(t["topic_id"]) for t in described
+           if not t.get("error_code") and t.get("topic_id") not in (None, _NO_TOPIC_ID)}
+    missing = set(topics) - set(ids)
+    if missing:
+        raise KafkaError(f"topics without an id: {sorted(missing)}")
+    state.bind(ids)
 
 
 def committed_offsets(settings: KafkaSettings, group: str, topic: str, partitions: Sequence[int],
@@ -72,9 +90,9 @@ def catch_up(settings: KafkaSettings, state: StateStore, *, topic: str, checkpoi
         with state.transaction() as tx:
             for p in todo:
                 tx.advance(checkpoint, p, until[p])
-    ends = {p: until[p] for p in todo} if until is not None else "the end"
-    log.info("caught up %s partitions %s from %s to %s: %d records", topic, sorted(partitions),
-             {p: start[p] for p in sorted(partitions)}, ends, read,
+    ends = {p: until[p] for p in sorted(partitions) if p in until} if until is not None else "its end"
+    log.info("caught up %s partitions %s: %d records read, from checkpoints %s to %s", topic, sorted(partitions),
+             read, {p: start[p] for p in sorted(partitions)}, ends,
              extra={"topic": topic, "partitions": sorted(partitions), "records": read})
     return read
 

@@ -142,6 +142,20 @@ def test_damage_found_while_running_moves_the_file_aside(path: Path) -> None:
         assert fresh.checkpoint("up_to", 0) is None
 
 
+def test_a_file_filled_from_a_topic_since_made_again_is_emptied(path: Path) -> None:
+    with StateStore.open(path) as state:
+        assert state.bind({"t.order_details": "id-1"}) is False
+        with state.transaction() as tx:
+            tx.add("decided", 0, ["a"])
+            tx.advance("up_to", 0, 10)
+        assert state.bind({"t.order_details": "id-1", "t.email_sent_log": "id-2"}) is False, "a new name is added"
+        assert state.checkpoint("up_to", 0) == 10
+        assert state.bind({"t.order_details": "id-3"}) is True, "the same name, another topic"
+        assert state.checkpoint("up_to", 0) is None
+        assert state.find("decided", {0: ["a"]}) == {}
+        assert state.bind({"t.order_details": "id-3", "t.email_sent_log": "id-2"}) is False
+
+
 def test_the_file_is_named_by_group_and_replica(tmp_path: Path) -> None:
     assert state_file(tmp_path, "t1.transactions_backend", "host/1 a") == \
         tmp_path / "t1.transactions_backend-host_1_a.sqlite3"
