@@ -51,6 +51,9 @@ class RunningTotals:
                 resume[p] = snap.as_of_offset
         return resume
 
+    def committed(self, ends: dict[int, int]) -> None:
+        """Nothing to add: the snapshots, state and checkpoint in one, were in the committed transaction."""
+
     def process(self, batch: Sequence[Inbound[OrderVerdict]], ends: dict[int, int]) -> list[Output]:
         """One snapshot per partition of the batch, exact up to where the batch ends (unreadable
         records included: they went to the dead-letter topic and are not read again)."""

@@ -135,9 +135,11 @@ class Proc:
     def __init__(self, module: str, *args: str, env: dict[str, str], log: Path) -> None:
         self.module = module
         self.log = log
+        # State files beside the log, not in the working copy's .run/state, unless the caller says where.
+        state = {"TRANSACTIONS_STATE_DIR": str(log.parent / "state"), "EMAIL_STATE_DIR": str(log.parent / "state")}
         with open(log, "ab") as out:
-            self.popen = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env={**os.environ, **env},
-                                          stdout=out, stderr=subprocess.STDOUT)
+            self.popen = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT,
+                                          env={**state, **os.environ, **env}, stdout=out, stderr=subprocess.STDOUT)
         self.started = time.monotonic()
 
     @property

@@ -99,6 +99,12 @@ class ConsumerServiceSettings(BaseSettings):
         return self
 
 
+class StatefulServiceSettings(ConsumerServiceSettings):
+    """A consumer that keeps its own state on disk beside its input offsets (``orderflow.statestore``)."""
+
+    state_dir: str = Field(".run/state", description="folder of the replica's state file (relative: to the cwd)")
+
+
 LogFormat = Literal["json", "text"]
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from orderflow.kafka import ensure_topics
 from orderflow.settings import KafkaSettings
+from orderflow.statestore import StateStore, state_file
 from tests.support import LocalKafka, SmtpSink, free_port
 
 
@@ -57,3 +58,21 @@ def logs_dir(tmp_path: Path) -> Path:
     path = tmp_path / "logs"
     path.mkdir()
     return path
+
+
+OpenState = Callable[[KafkaSettings, str], StateStore]
+
+
+@pytest.fixture
+def open_state(tmp_path: Path) -> Iterator[OpenState]:
+    """``open_state(settings, group)``: the state file of that group's replica ``settings.replica_id``
+    in this test's own folder, as a service opens it; closed when the test ends."""
+    opened: list[StateStore] = []
+
+    def open_(settings: KafkaSettings, group: str) -> StateStore:
+        opened.append(StateStore.open(state_file(tmp_path / "state", group, settings.replica_id)))
+        return opened[-1]
+
+    yield open_
+    for state in opened:
+        state.close()

@@ -91,7 +91,9 @@ class ServiceProcess:
     def __init__(self, module: str, env: dict[str, str], log_dir: Path, name: str | None = None) -> None:
         self.module = module
         self.name = name or module
-        self.env = {**os.environ, **env}
+        # State files beside the logs, not in the working copy's .run/state, unless a test says where.
+        state_dir = str(log_dir / "state")
+        self.env = {"TRANSACTIONS_STATE_DIR": state_dir, "EMAIL_STATE_DIR": state_dir, **os.environ, **env}
         self.log_path = log_dir / f"{self.name}.log"
         self.process: subprocess.Popen[bytes] | None = None
 

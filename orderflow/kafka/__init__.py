@@ -6,6 +6,7 @@ errors        the error classes the services catch, ``fenced``, ``describe``
 backoff       the one backoff every retry loop uses
 provision     ``ensure_topics``
 reading       bounded reads: ``read_range``, ``read_topic``, end offsets, a group's lag
+catchup       a replica's state file brought up to date: ``bind_to_topics``, ``committed_offsets``, ``catch_up``
 follow        ``Follower``: topics followed on a thread, without a consumer group
 batch         what the stage loop hands a processor; ``parse``
 deadletters   ``<topic>.dlq``: the headers, ``dead_letter``, listing and ``replay``
@@ -17,6 +18,7 @@ table         a topic held in memory by key, with read-your-writes
 
 from orderflow.kafka.backoff import Backoff
 from orderflow.kafka.batch import Inbound, Processor, parse, parse_value
+from orderflow.kafka.catchup import bind_to_topics, catch_up, committed_offsets
 from orderflow.kafka.clients import (
     OffsetAndMetadata,
     TopicPartition,
@@ -33,7 +35,7 @@ from orderflow.kafka.errors import BrokerUnavailable, KafkaError, describe, fenc
 from orderflow.kafka.follow import Follower, TopicsMissing
 from orderflow.kafka.peek import TopicPeek, peek_topics
 from orderflow.kafka.provision import ensure_topics
-from orderflow.kafka.reading import end_offsets, group_lag, keys_by_partition, read_range, read_topic
+from orderflow.kafka.reading import end_offsets, group_lag, read_range, read_topic
 from orderflow.kafka.records import Output, Record, text_key
 from orderflow.kafka.stage import Stage
 from orderflow.kafka.table import SharedProbe, TableNotReady, TopicTable
@@ -42,8 +44,8 @@ from orderflow.kafka.writers import AckedWriter, BatchWriter
 __all__ = [
     "AckedWriter", "Backoff", "BatchWriter", "BrokerUnavailable", "DeadLetter", "Follower", "Inbound", "KafkaError",
     "OffsetAndMetadata", "Output", "Processor", "Record", "SharedProbe", "Stage", "TableNotReady", "TopicPartition",
-    "TopicPeek", "TopicTable", "TopicsMissing", "client_config", "dead_letter", "dead_letters", "describe",
-    "end_offsets", "ensure_topics", "fenced", "group_lag", "keys_by_partition", "make_admin", "make_consumer",
-    "make_producer", "offsets", "parse", "parse_value", "partition_for", "peek_topics", "publish", "read_range",
-    "read_topic", "replay", "text_key",
+    "TopicPeek", "TopicTable", "TopicsMissing", "bind_to_topics", "catch_up", "client_config", "committed_offsets",
+    "dead_letter", "dead_letters", "describe", "end_offsets", "ensure_topics", "fenced", "group_lag", "make_admin",
+    "make_consumer", "make_producer", "offsets", "parse", "parse_value", "partition_for", "peek_topics", "publish",
+    "read_range", "read_topic", "replay", "text_key",
 ]

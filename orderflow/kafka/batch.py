@@ -32,7 +32,16 @@ class Processor(Protocol[M]):
         ...
 
     def restore(self, partitions: Sequence[int]) -> dict[int, int]:
-        """(Re)build state for newly owned partitions; return offsets to resume from, if it knows them."""
+        """(Re)build state for newly owned partitions, or after a rewind (what ``process`` did since
+        the last commit is void); return offsets to resume from, if it knows them."""
+        ...
+
+    def committed(self, ends: dict[int, int]) -> None:
+        """Kafka has committed the input up to ``ends`` (per partition) and, with it, the outputs of
+        every batch before: state kept beside Kafka may now record that batch, never earlier.
+
+        An exception here ends the stage; Kafka already has the batch, so its restart catches up.
+        """
         ...
 
 

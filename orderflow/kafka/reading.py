@@ -37,9 +37,10 @@ def read_range(consumer: KafkaConsumer, start: dict[TopicPartition, int], end: d
 
 
 def read_topic(settings: KafkaSettings, topic: str, *, partitions: Iterable[int] | None = None,
-               start: dict[int, int] | None = None, timeout: float = 30.0) -> Iterator[Record]:
+               start: dict[int, int] | None = None, end: dict[int, int] | None = None,
+               timeout: float = 30.0) -> Iterator[Record]:
     """Every committed record of ``topic`` (or of some partitions) from ``start`` (default: the
-    beginning) up to its end now.
+    beginning) up to ``end`` or, where ``end`` names no offset, up to its end now.
 
     Bounded: it stops at the end offsets taken when it starts, so it always terminates; ``TimeoutError``
     when it makes no progress for ``timeout`` seconds.
@@ -54,18 +55,11 @@ def read_topic(settings: KafkaSettings, topic: str, *, partitions: Iterable[int]
         consumer.assign(tps)
         begin = consumer.beginning_offsets(tps)
         first = {tp: max(begin[tp], (start or {}).get(tp.partition, 0)) for tp in tps}
-        yield from read_range(consumer, first, consumer.end_offsets(tps), timeout=timeout)
+        now = consumer.end_offsets(tps)
+        last = {tp: min(now[tp], (end or {}).get(tp.partition, now[tp])) for tp in tps}
+        yield from read_range(consumer, first, last, timeout=timeout)
     finally:
         consumer.close(autocommit=False)
-
-
-def keys_by_partition(settings: KafkaSettings, topic: str, partitions: Iterable[int]) -> dict[int, set[str]]:
-    """The keys of every committed record in each of ``partitions`` of ``topic``, in one read."""
-    keys: dict[int, set[str]] = {p: set() for p in partitions}
-    for r in read_topic(settings, topic, partitions=list(keys)):
-        if r.key is not None:
-            keys[r.partition].add(r.key.decode())
-    return keys
 
 
 def end_offsets(consumer: KafkaConsumer, topic: str, partitions: int, timeout: float) -> dict[int, int]:

@@ -1,7 +1,8 @@
 """The one consume-process-produce loop every consumer service runs.
 
 poll -> parse (unreadable -> ``<topic>.dlq``) -> ``processor.process(batch)`` -> write and commit
-(``orderflow.kafka.writers.BatchWriter``: one transaction per polled batch with exactly-once).
+(``orderflow.kafka.writers.BatchWriter``: one transaction per polled batch with exactly-once) ->
+``processor.committed(ends)``, so that state kept outside Kafka follows the commit, never leads it.
 On a failed batch the loop aborts, rewinds every partition to its committed offset, lets the
 processor restore its state, and goes on: a broker outage is waited out, not fatal.
 """
@@ -173,6 +174,7 @@ class Stage(Generic[M]):
         assert self.writer is not None and self.consumer is not None
         self.writer.commit(outputs, offsets(positions), self.consumer)
         self._committed.update(positions)
+        self.processor.committed({tp.partition: offset for tp, offset in positions.items()})
 
     def _commit_past_markers(self) -> None:
         """A transactional producer's commit markers take offsets too. Once idle, the consumer's

@@ -104,6 +104,7 @@ class AckedWriter:
         self.settings = settings
         self._producer: KafkaProducer | None = None
         self._unsettled: list[Any] = []
+        self._acked: dict[tuple[str, int], int] = {}  # (topic, partition) -> the offset after the last acknowledged
 
     def send(self, topic: str, key: str, value: bytes) -> None:
         if self._producer is None:
@@ -113,8 +114,14 @@ class AckedWriter:
     def settle(self, timeout: float = 30.0) -> None:
         """Wait for the acknowledgement of every record sent; raises (a ``KafkaError``) if one failed."""
         while self._unsettled:
-            self._unsettled[0].get(timeout)
+            meta = self._unsettled[0].get(timeout)
             self._unsettled.pop(0)
+            where = (meta.topic, meta.partition)
+            self._acked[where] = max(self._acked.get(where, 0), meta.offset + 1)
+
+    def acked_end(self, topic: str, partition: int) -> int | None:
+        """The offset after the last record of ``partition`` that ``settle()`` saw acknowledged, if any."""
+        return self._acked.get((topic, partition))
 
     def forget(self, timeout: float = 30.0) -> None:
         """Drop what is unsettled (a batch given up on): flush it out, but do not wait for its outcome."""

@@ -18,6 +18,7 @@ from orderflow.kafka import AckedWriter, DeadLetter, Stage, dead_letters, fenced
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ANALYTICS_RESULT, ORDER_CONFIRMED, ORDER_DETAILS, ORDER_EMAIL_SENT, dlq
 from orders_backend.orders import place
+from tests.conftest import OpenState
 from tests.support import SmtpSink, StageThread, drained, free_port, produce, read_models, wait_until
 from transactions_backend.main import Verdicts
 from transactions_backend.rules import Limits
@@ -32,10 +33,19 @@ def order(i: int, price: str = "10.00") -> OrderPlaced:
     return place(request, utcnow())
 
 
-def transactions_stage(settings: KafkaSettings) -> Stage[OrderPlaced]:
+def transactions_stage(settings: KafkaSettings, open_state: OpenState) -> Stage[OrderPlaced]:
+    group = settings.group("transactions")
     return Stage(name="transactions", settings=settings, input_topic=settings.topic(ORDER_DETAILS),
-                 model=OrderPlaced, processor=Verdicts(settings, Limits(max_order_total=Decimal("1000"))),
-                 group_id=settings.group("transactions"))
+                 model=OrderPlaced, group_id=group,
+                 processor=Verdicts(settings, Limits(max_order_total=Decimal("1000")), open_state(settings, group),
+                                    group=group))
+
+
+def confirmations(settings: KafkaSettings, open_state: OpenState, mailer: Mailer,
+                  sender: str = "s@example.com") -> Confirmations:
+    group = settings.group("email")
+    return Confirmations(settings, mailer, AckedWriter(settings), open_state(settings, group), group=group,
+                         sender=sender, domain="example.com")
 
 
 def analytics_stage(settings: KafkaSettings) -> Stage[OrderVerdict]:
@@ -49,13 +59,13 @@ def verdicts(settings: KafkaSettings) -> list[OrderVerdict]:
 
 @pytest.mark.parametrize("exactly_once", [True, False], ids=["transactions", "at-least-once"])
 def test_transactions_stage_decides_every_order_once_and_dead_letters_poison(
-        kafka_settings: KafkaSettings, exactly_once: bool) -> None:
+        kafka_settings: KafkaSettings, exactly_once: bool, open_state: OpenState) -> None:
     settings = kafka_settings.model_copy(update={"exactly_once": exactly_once})
     orders = [order(i) for i in range(40)] + [order(99, price="5000.00")]
     poison = [(None, b"not json"), ("p2", b'{"order_id": "x"}'), ("p3", orders[0].to_bytes()[:30])]
     produce(settings, settings.topic(ORDER_DETAILS),
             [(o.order_id, o.to_bytes()) for o in orders] + poison + [("o1", orders[1].to_bytes())])
-    with StageThread(transactions_stage(settings)):
+    with StageThread(transactions_stage(settings, open_state)):
         wait_until(lambda: drained(settings, settings.group("transactions"), settings.topic(ORDER_DETAILS)),
                    60, what="all input committed")
     dead = list(read_topic(settings, settings.topic(dlq(ORDER_DETAILS))))
@@ -70,14 +80,15 @@ def test_transactions_stage_decides_every_order_once_and_dead_letters_poison(
     assert headers["error"] and headers["source_offset"].isdigit()
 
 
-def test_transactions_stage_resumes_after_restart_without_repeats(kafka_settings: KafkaSettings) -> None:
+def test_transactions_stage_resumes_after_restart_without_repeats(
+        kafka_settings: KafkaSettings, open_state: OpenState) -> None:
     produce(kafka_settings, kafka_settings.topic(ORDER_DETAILS),
             [(o.order_id, o.to_bytes()) for o in (order(i) for i in range(20))])
-    with StageThread(transactions_stage(kafka_settings)):
+    with StageThread(transactions_stage(kafka_settings, open_state)):
         wait_until(lambda: len(verdicts(kafka_settings)) >= 20, 60, what="first 20 verdicts")
     produce(kafka_settings, kafka_settings.topic(ORDER_DETAILS),
             [(o.order_id, o.to_bytes()) for o in (order(i) for i in range(15, 35))])  # 5 repeats
-    with StageThread(transactions_stage(kafka_settings)):
+    with StageThread(transactions_stage(kafka_settings, open_state)):
         wait_until(lambda: drained(kafka_settings, kafka_settings.group("transactions"),
                                    kafka_settings.topic(ORDER_DETAILS)), 60, what="all input committed")
     ids = [v.order_id for v in verdicts(kafka_settings)]
@@ -111,7 +122,7 @@ def test_analytics_totals_are_exact_and_survive_restart(kafka_settings: KafkaSet
 
 
 def test_email_stage_sends_one_email_per_confirmed_order(kafka_settings: KafkaSettings,
-                                                         smtp_sink: SmtpSink) -> None:
+                                                         smtp_sink: SmtpSink, open_state: OpenState) -> None:
     placed = [order(i) for i in range(12)]
     vs = [OrderVerdict(order_id=o.order_id, status="rejected" if i == 3 else "confirmed", order=o)
           for i, o in enumerate(placed)]
@@ -120,8 +131,7 @@ def test_email_stage_sends_one_email_per_confirmed_order(kafka_settings: KafkaSe
     mailer = Mailer("127.0.0.1", smtp_sink.port, attempts=2, backoff=0.1)
     stage = Stage(name="email", settings=kafka_settings, input_topic=kafka_settings.topic(ORDER_CONFIRMED),
                   model=OrderVerdict,
-                  processor=Confirmations(kafka_settings, mailer, AckedWriter(kafka_settings),
-                                          sender="shop@example.com", domain="example.com"),
+                  processor=confirmations(kafka_settings, open_state, mailer, sender="shop@example.com"),
                   group_id=kafka_settings.group("email"))
     outcomes_topic = kafka_settings.topic(ORDER_EMAIL_SENT)
     with StageThread(stage):
@@ -135,7 +145,7 @@ def test_email_stage_sends_one_email_per_confirmed_order(kafka_settings: KafkaSe
 
 
 def test_poison_in_order_confirmed_is_dead_lettered_by_each_stage_that_reads_it(
-        kafka_settings: KafkaSettings, smtp_sink: SmtpSink) -> None:
+        kafka_settings: KafkaSettings, smtp_sink: SmtpSink, open_state: OpenState) -> None:
     good = [OrderVerdict(order_id=o.order_id, status="confirmed", order=o) for o in (order(i) for i in range(5))]
     poison = [("bad-1", b"\x00\x01 not json"), ("bad-2", b'{"order_id": "bad-2", "status": "maybe"}')]
     produce(kafka_settings, kafka_settings.topic(ORDER_CONFIRMED),
@@ -143,8 +153,7 @@ def test_poison_in_order_confirmed_is_dead_lettered_by_each_stage_that_reads_it(
     mailer = Mailer("127.0.0.1", smtp_sink.port, attempts=1)
     email = Stage(name="email", settings=kafka_settings, input_topic=kafka_settings.topic(ORDER_CONFIRMED),
                   model=OrderVerdict, group_id=kafka_settings.group("email"),
-                  processor=Confirmations(kafka_settings, mailer, AckedWriter(kafka_settings),
-                                          sender="s@example.com", domain="example.com"))
+                  processor=confirmations(kafka_settings, open_state, mailer))
     with StageThread(email), StageThread(analytics_stage(kafka_settings)):
         for group in ("email", "analytics"):
             wait_until(lambda g=group: drained(kafka_settings, kafka_settings.group(g),  # type: ignore[misc]
@@ -156,9 +165,9 @@ def test_poison_in_order_confirmed_is_dead_lettered_by_each_stage_that_reads_it(
     assert sorted(m["X-Order-Id"] for m in smtp_sink.received()) == [v.order_id for v in good]
 
 
-def test_dead_letters_can_be_listed_and_replayed_once(kafka_settings: KafkaSettings) -> None:
+def test_dead_letters_can_be_listed_and_replayed_once(kafka_settings: KafkaSettings, open_state: OpenState) -> None:
     produce(kafka_settings, kafka_settings.topic(ORDER_DETAILS), [("x1", b"{truncated"), ("o1", order(1).to_bytes())])
-    with StageThread(transactions_stage(kafka_settings)):
+    with StageThread(transactions_stage(kafka_settings, open_state)):
         wait_until(lambda: drained(kafka_settings, kafka_settings.group("transactions"),
                                    kafka_settings.topic(ORDER_DETAILS)), 60, what="input committed")
     listed = [DeadLetter.from_record(r) for r in dead_letters(kafka_settings, ORDER_DETAILS)]
@@ -170,11 +179,12 @@ def test_dead_letters_can_be_listed_and_replayed_once(kafka_settings: KafkaSetti
     assert len(replayed) == 2 and dict(replayed[1].headers)["replayed_from"] == b"0/0"
 
 
-def test_lag_reads_zero_once_idle_even_behind_transaction_markers(kafka_settings: KafkaSettings) -> None:
+def test_lag_reads_zero_once_idle_even_behind_transaction_markers(
+        kafka_settings: KafkaSettings, open_state: OpenState) -> None:
     """order_confirmed is written in transactions, whose commit markers take offsets of their own."""
     produce(kafka_settings, kafka_settings.topic(ORDER_DETAILS),
             [(o.order_id, o.to_bytes()) for o in (order(i) for i in range(30))])
-    with StageThread(transactions_stage(kafka_settings)), StageThread(analytics_stage(kafka_settings)):
+    with StageThread(transactions_stage(kafka_settings, open_state)), StageThread(analytics_stage(kafka_settings)):
         wait_until(lambda: sum(1 for _ in read_topic(kafka_settings, kafka_settings.topic(ORDER_CONFIRMED))) == 30,
                    60, what="30 verdicts")
         seen: list[dict[int, int]] = []
@@ -190,7 +200,8 @@ def test_lag_reads_zero_once_idle_even_behind_transaction_markers(kafka_settings
     assert set(lag) == {0, 1, 2}
 
 
-def test_email_stage_waits_out_an_smtp_server_that_is_down(kafka_settings: KafkaSettings) -> None:
+def test_email_stage_waits_out_an_smtp_server_that_is_down(
+        kafka_settings: KafkaSettings, open_state: OpenState) -> None:
     """A server that cannot be reached is not the orders' fault: nothing is marked failed."""
     vs = [OrderVerdict(order_id=o.order_id, status="confirmed", order=o) for o in (order(i) for i in range(6))]
     produce(kafka_settings, kafka_settings.topic(ORDER_CONFIRMED), [(v.order_id, v.to_bytes()) for v in vs])
@@ -198,8 +209,7 @@ def test_email_stage_waits_out_an_smtp_server_that_is_down(kafka_settings: Kafka
     settings = kafka_settings.model_copy(update={"retry_backoff_seconds": 0.2})
     mailer = Mailer("127.0.0.1", port, attempts=2, backoff=0.05, timeout=2)
     stage = Stage(name="email", settings=settings, input_topic=settings.topic(ORDER_CONFIRMED), model=OrderVerdict,
-                  processor=Confirmations(settings, mailer, AckedWriter(settings), sender="s@example.com",
-                                          domain="example.com"),
+                  processor=confirmations(settings, open_state, mailer),
                   group_id=settings.group("email"))
     sink = SmtpSink(port)
     with StageThread(stage):
@@ -218,15 +228,15 @@ def test_email_stage_waits_out_an_smtp_server_that_is_down(kafka_settings: Kafka
 
 
 def test_a_restarted_replica_with_the_same_id_takes_over_and_nothing_is_decided_twice(
-        kafka_settings: KafkaSettings) -> None:
+        kafka_settings: KafkaSettings, open_state: OpenState) -> None:
     """Same replica id twice (a zombie and its restart): the newer one fences the older one."""
     produce(kafka_settings, kafka_settings.topic(ORDER_DETAILS),
             [(o.order_id, o.to_bytes()) for o in (order(i) for i in range(10))])
-    old = StageThread(transactions_stage(kafka_settings))
+    old = StageThread(transactions_stage(kafka_settings, open_state))
     old.__enter__()
     wait_until(lambda: drained(kafka_settings, kafka_settings.group("transactions"),
                                kafka_settings.topic(ORDER_DETAILS)), 60, what="first orders decided")
-    with StageThread(transactions_stage(kafka_settings)):
+    with StageThread(transactions_stage(kafka_settings, open_state)):
         produce(kafka_settings, kafka_settings.topic(ORDER_DETAILS),
                 [(o.order_id, o.to_bytes()) for o in (order(i) for i in range(10, 30))])
         wait_until(lambda: drained(kafka_settings, kafka_settings.group("transactions"),
