@@ -107,8 +107,8 @@ class OrderStore:
         """``received`` (orders whose placement is stored), ``confirmed``, ``rejected``, ``emails_sent``,
         ``emails_failed``: exact, updated in the same transaction as the rows."""
         with self._connection() as conn:
-            found = dict(conn.execute(select(counters.c.name, counters.c.value)
-                                      .where(counters.c.name.in_(COUNTERS))).tuples().all())
+            found = {name: value for name, value in conn.execute(select(counters.c.name, counters.c.value)
+                                                                 .where(counters.c.name.in_(COUNTERS)))}
         return {name: int(found.get(name, 0)) for name in COUNTERS}
 
     def last_seq(self) -> int:
