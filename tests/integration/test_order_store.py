@@ -13,8 +13,17 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, event, func, select, text
 
-from orderflow.store import COUNTERS, LoggedEvent, OffsetsMoved, OrderStore, StoreSettings, StoreWriter, counted
-from orderflow.store import make_engine, migrate
+from orderflow.store import (
+    COUNTERS,
+    LoggedEvent,
+    OffsetsMoved,
+    OrderStore,
+    StoreSettings,
+    StoreWriter,
+    counted,
+    make_engine,
+    migrate,
+)
 from orderflow.store.migrate import current, head
 from orderflow.store.schema import consumed_offsets, metadata, orders
 from tests.unit.test_store_fold import T0, email, placed, verdict

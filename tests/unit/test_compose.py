@@ -34,6 +34,7 @@ SETTINGS = {
     "email_backend": "email_backend.main:Settings",
     "analytics_backend": "analytics_backend.main:Settings",
     "dashboard": "dashboard.settings:Settings",
+    "order_projector": "order_projector.main:Settings",
 }
 
 
