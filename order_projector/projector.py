@@ -142,14 +142,15 @@ class Projector:
             stored = writer.offsets()
             watched = StoreFile(sqlite_file(self.store.database_url))
             reader.open(stored)
-            progress = Progress(rebuilding=not stored, start=reader.positions(), ends=reader.ends(),
-                                interval=self.progress_seconds)
             if stored:
                 log.info("order_projector: resuming from the stored offsets of %d partitions", len(stored))
+            start, read_before = reader.positions(), self.records_read
+            progress = Progress(rebuilding=not stored, start=start, ends=reader.ends(), interval=self.progress_seconds)
+            progress.tick(start, 0)  # the first line before the first read
             checked = time.monotonic()
             while not self.stop.stopped:
                 self._turn(reader, writer, dead_letters)
-                progress.tick(writer.known_offsets, self.records_read)
+                progress.tick(writer.known_offsets, self.records_read - read_before)
                 if time.monotonic() - checked >= self.progress_seconds:
                     watched.check()
                     checked = time.monotonic()
