@@ -44,7 +44,9 @@ def _bounded(limit: int) -> int:
 
 
 class OrderStore:
-    """Reads of the order store; thread-safe (one engine, a connection per call)."""
+    """Reads of the order store; thread-safe (one engine, a connection per call). Make it where the
+    process will use it (in ``create_app()``, so in each gunicorn worker after the fork), from
+    ``StoreSettings`` read there; ``close()`` at exit."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine

@@ -43,7 +43,7 @@ def readable_and_caught_up(kafka: KafkaSettings, store: OrderStore) -> bool:
 
 def build(kafka: KafkaSettings, store_file: Path, store: OrderStore) -> None:
     with ProjectorThread(kafka, f"sqlite:///{store_file}"):
-        wait_until(lambda: caught_up(kafka, store), 120, what="the store to catch up")
+        wait_until(lambda: readable_and_caught_up(kafka, store), 120, what="the store to catch up")
 
 
 def rebuilt_with_progress(caplog: pytest.LogCaptureFixture) -> list[str]:
