@@ -1,5 +1,6 @@
-# One image for all five services; each container picks its own with `python -m <service>`:
-#   orders_backend (default) · transactions_backend · email_backend · analytics_backend · dashboard
+# One image for all six services; each container picks its own with `python -m <service>`:
+#   orders_backend (default) · transactions_backend · email_backend · analytics_backend · order_projector
+#   · dashboard
 # orders_backend and dashboard start gunicorn themselves.
 FROM python:3.11-slim
 

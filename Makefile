@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps venv kafka browser run test test-unit lint bench clean
+.PHONY: help setup system-deps venv kafka browser postgres run test test-unit lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,7 +37,10 @@ run: setup ## start Kafka and all five services; Ctrl-C stops them
 browser: ## Debian's Chromium for the dashboard's browser test (apt-get when missing)
 	@scripts/ensure-chromium.sh
 
-test: setup browser ## the whole suite: unit, integration (real broker), end to end (browser too)
+postgres: ## PostgreSQL's server programs, for the order store's tests on PostgreSQL (apt-get when missing)
+	@scripts/ensure-postgres.sh
+
+test: setup browser postgres ## the whole suite: unit, integration (real broker, real PostgreSQL), end to end (browser too)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 test-unit: venv ## the pure tests only, no broker

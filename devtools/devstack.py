@@ -24,8 +24,8 @@ from orderflow.kafka import ensure_topics
 from orderflow.settings import KafkaSettings, configure_logging
 
 log = logging.getLogger("devstack")
-CONSUMERS = ("transactions", "email", "analytics")
-METRICS_PORTS = {"transactions": 9101, "email": 9102, "analytics": 9103}  # the services' defaults
+CONSUMERS = ("transactions", "email", "analytics", "projector")
+METRICS_PORTS = {"transactions": 9101, "email": 9102, "analytics": 9103, "projector": 9104}  # the services' defaults
 
 
 def answers(url: str, timeout: float = 2.0) -> bool:

@@ -133,5 +133,7 @@ def configure_logging(level: str, client_level: str = "WARNING", fmt: LogFormat 
     handler.setFormatter(log_formatter(fmt or LogSettings().format))
     handler.addFilter(RedactingFilter())  # no full address or card number in any line, whoever logs it
     logging.basicConfig(level=level.upper(), handlers=[handler])
-    # kafka-python reports every reconnect at INFO; our own loop says what matters.
+    # kafka-python reports every reconnect at INFO, Alembic every look at the schema; our own code says
+    # what matters.
     logging.getLogger("kafka").setLevel(client_level)
+    logging.getLogger("alembic").setLevel(client_level)

@@ -18,6 +18,9 @@ CO_PARTITIONED = (ORDER_DETAILS, ORDER_CONFIRMED, ORDER_EMAIL_SENT, EMAIL_SENT_L
 TRANSACTIONS_GROUP = "transactions_backend"
 EMAIL_GROUP = "email_backend"
 ANALYTICS_GROUP = "analytics_backend"
+# The order store's projector reads without a group (its offsets live in the store); this names it
+# in the dead letters it writes.
+PROJECTOR = "order_projector"
 
 
 def dlq(topic: str) -> str:
@@ -34,11 +37,17 @@ class TopicSpec:
 def pipeline_topics(partitions: int, prefix: str = "") -> list[TopicSpec]:
     """Every topic the pipeline needs, with its dead-letter topic for each consumed one.
 
+    ``order_details``, ``order_confirmed`` and ``order_email_sent`` keep their records without a time
+    limit (``retention.ms=-1``): the order store is rebuilt from them.
+
     ``CO_PARTITIONED`` (``order_details``, ``order_confirmed``, ``order_email_sent``, ``email_sent_log``)
     share the partition count so that one ``order_id`` lands on the same partition number in each.
     """
     keyed = [ORDER_DETAILS, ORDER_CONFIRMED, ORDER_EMAIL_SENT]
-    specs = [TopicSpec(prefix + name, partitions) for name in keyed]
+    # The order topics keep every record for good: the order store is rebuilt from them from offset 0,
+    # and POST /order's idempotency lasts as long as the store keeps the order. Not compaction: it keeps
+    # the LAST record per key, and a racing repeat under one order_id would replace the first order.
+    specs = [TopicSpec(prefix + name, partitions, {"retention.ms": "-1"}) for name in keyed]
     # What SMTP accepted, written outside any transaction right after the server's 250.
     specs.append(TopicSpec(prefix + EMAIL_SENT_LOG, partitions, {"cleanup.policy": "compact"}))
     specs.append(TopicSpec(prefix + ANALYTICS_RESULT, 1, {
@@ -46,5 +55,5 @@ def pipeline_topics(partitions: int, prefix: str = "") -> list[TopicSpec]:
         "segment.ms": "60000",
         "min.cleanable.dirty.ratio": "0.1",
     }))
-    specs += [TopicSpec(prefix + dlq(name), 1) for name in (ORDER_DETAILS, ORDER_CONFIRMED)]
+    specs += [TopicSpec(prefix + dlq(name), 1) for name in (ORDER_DETAILS, ORDER_CONFIRMED, ORDER_EMAIL_SENT)]
     return specs

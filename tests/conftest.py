@@ -1,4 +1,5 @@
-"""Fixtures: a real Kafka broker per session, isolated topics per test, a real SMTP server."""
+"""Fixtures: a real Kafka broker per session, isolated topics per test, a real SMTP server, and an order
+store database per test on SQLite and on a real PostgreSQL server (one per session, started on demand)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import pytest
 from orderflow.kafka import ensure_topics
 from orderflow.settings import KafkaSettings
 from orderflow.statestore import StateStore, state_file
+from tests.postgres import LocalPostgres, PostgresMissing
 from tests.support import LocalKafka, SmtpSink, free_port
 
 
@@ -76,3 +78,29 @@ def open_state(tmp_path: Path) -> Iterator[OpenState]:
     yield open_
     for state in opened:
         state.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[LocalPostgres]:
+    """A throw-away PostgreSQL server on a free port of 127.0.0.1 (tests/postgres.py)."""
+    try:
+        server = LocalPostgres(free_port())
+    except PostgresMissing as exc:
+        pytest.fail(str(exc))
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty order store database of its own for the test: an SQLite file, then a PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store' / 'orders.sqlite3'}"
+        return
+    server: LocalPostgres = request.getfixturevalue("postgres_server")
+    name = server.create_database()
+    yield server.url(name)
+    server.drop_database(name)

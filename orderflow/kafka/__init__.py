@@ -8,6 +8,7 @@ provision     ``ensure_topics``
 reading       bounded reads: ``read_range``, ``read_topic``, end offsets, a group's lag
 catchup       a replica's state file brought up to date: ``bind_to_topics``, ``committed_offsets``, ``catch_up``
 follow        ``Follower``: topics followed on a thread, without a consumer group
+assigned      ``AssignedReader``: every partition of some topics, in batches, from offsets kept elsewhere
 batch         what the stage loop hands a processor; ``parse``
 deadletters   ``<topic>.dlq``: the headers, ``dead_letter``, listing and ``replay``
 writers       ``BatchWriter`` (outputs + offsets, one transaction) and ``AckedWriter``
@@ -16,6 +17,7 @@ peek          offsets and newest records of topics, for people
 table         a topic held in memory by key, with read-your-writes
 """
 
+from orderflow.kafka.assigned import AssignedReader
 from orderflow.kafka.backoff import Backoff
 from orderflow.kafka.batch import Inbound, Processor, parse, parse_value
 from orderflow.kafka.catchup import bind_to_topics, catch_up, committed_offsets
@@ -42,10 +44,10 @@ from orderflow.kafka.table import SharedProbe, TableNotReady, TopicTable
 from orderflow.kafka.writers import AckedWriter, BatchWriter
 
 __all__ = [
-    "AckedWriter", "Backoff", "BatchWriter", "BrokerUnavailable", "DeadLetter", "Follower", "Inbound", "KafkaError",
-    "OffsetAndMetadata", "Output", "Processor", "Record", "SharedProbe", "Stage", "TableNotReady", "TopicPartition",
-    "TopicPeek", "TopicTable", "TopicsMissing", "bind_to_topics", "catch_up", "client_config", "committed_offsets",
-    "dead_letter", "dead_letters", "describe", "end_offsets", "ensure_topics", "fenced", "group_lag", "make_admin",
-    "make_consumer", "make_producer", "offsets", "parse", "parse_value", "partition_for", "peek_topics", "publish",
-    "read_range", "read_topic", "replay", "text_key",
+    "AckedWriter", "AssignedReader", "Backoff", "BatchWriter", "BrokerUnavailable", "DeadLetter", "Follower",
+    "Inbound", "KafkaError", "OffsetAndMetadata", "Output", "Processor", "Record", "SharedProbe", "Stage",
+    "TableNotReady", "TopicPartition", "TopicPeek", "TopicTable", "TopicsMissing", "bind_to_topics", "catch_up",
+    "client_config", "committed_offsets", "dead_letter", "dead_letters", "describe", "end_offsets", "ensure_topics",
+    "fenced", "group_lag", "make_admin", "make_consumer", "make_producer", "offsets", "parse", "parse_value",
+    "partition_for", "peek_topics", "publish", "read_range", "read_topic", "replay", "text_key",
 ]

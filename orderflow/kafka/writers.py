@@ -111,6 +111,13 @@ class AckedWriter:
             self._producer = make_producer(self.settings, linger_ms=0)
         self._unsettled.append(self._producer.send(topic, key=key.encode(), value=value))
 
+    def send_output(self, out: Output) -> None:
+        """``out`` with its key as it is and its headers (a dead letter)."""
+        if self._producer is None:
+            self._producer = make_producer(self.settings, linger_ms=0)
+        self._unsettled.append(self._producer.send(out.topic, key=out.key_bytes, value=out.value,
+                                                   headers=list(out.headers)))
+
     def settle(self, timeout: float = 30.0) -> None:
         """Wait for the acknowledgement of every record sent; raises (a ``KafkaError``) if one failed."""
         while self._unsettled:

@@ -14,7 +14,14 @@ from dashboard.feed import Feed
 from dashboard.settings import Settings
 from orderflow.kafka import OffsetAndMetadata, TopicPartition, group_lag, make_consumer, peek_topics
 from orderflow.settings import KafkaSettings
-from orderflow.topics import ANALYTICS_GROUP, EMAIL_GROUP, ORDER_CONFIRMED, ORDER_DETAILS, TRANSACTIONS_GROUP
+from orderflow.topics import (
+    ANALYTICS_GROUP,
+    EMAIL_GROUP,
+    ORDER_CONFIRMED,
+    ORDER_DETAILS,
+    TRANSACTIONS_GROUP,
+    pipeline_topics,
+)
 from tests.integration.test_dashboard import events_for, placed, send, snapshot, state_when
 from tests.support import operator_client
 
@@ -103,5 +110,5 @@ def test_topic_page_reads_the_cluster(kafka_settings: KafkaSettings,
     response = dashboard_client(kafka_settings, feed_mode="off").get("/topics")
     assert response.status_code == 200
     html = response.text
-    assert html.count('data-testid="topic"') == 7 and "Not found in the cluster." not in html
+    assert html.count('data-testid="topic"') == len(pipeline_topics(1)) and "Not found in the cluster." not in html
     assert "&#34;order_id&#34;: &#34;x-1&#34;" in html and "u&lt;b&gt;" in html and "u<b>" not in html

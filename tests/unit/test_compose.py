@@ -34,6 +34,7 @@ SETTINGS = {
     "email_backend": "email_backend.main:Settings",
     "analytics_backend": "analytics_backend.main:Settings",
     "dashboard": "dashboard.settings:Settings",
+    "order_projector": "order_projector.main:Settings",
 }
 
 
@@ -263,3 +264,17 @@ def test_the_image_installs_no_dev_tool_dependencies() -> None:
     assert not runtime & {"honcho", "aiosmtpd"}
     extras = PYPROJECT["project"]["optional-dependencies"]
     assert {re.split(r"[<>=]", d, maxsplit=1)[0] for d in extras["devtools"]} == {"honcho", "aiosmtpd"}
+
+
+def test_the_containers_order_store_is_the_postgres_service() -> None:
+    from sqlalchemy import make_url
+
+    name, postgres = by_image("postgres:")
+    env = postgres["environment"]
+    url = make_url(SERVICES["services"]["order_projector"]["environment"]["STORE_DATABASE_URL"])
+    assert url.drivername == "postgresql+psycopg"  # the driver pyproject.toml installs
+    assert (url.host, url.port, url.username, url.password, url.database) == \
+        (name, 5432, env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"])
+    data = [v.split(":") for v in postgres["volumes"] if v.endswith(":/var/lib/postgresql/data")]
+    assert data and data[0][0] in KAFKA["volumes"], "the database must be a named volume"
+    assert "healthcheck" in postgres and not postgres.get("ports"), "no password worth the name: not published"

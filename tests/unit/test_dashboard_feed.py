@@ -23,9 +23,9 @@ from orderflow.settings import KafkaSettings
 from tests.support import wait_until
 
 KAFKA = KafkaSettings(bootstrap_servers="127.0.0.1:1", topic_prefix="u.")
-DETAILS, CONFIRMED, EMAILS, ANALYTICS, DETAILS_DLQ, CONFIRMED_DLQ = (KAFKA.topic(t) for t in (
+DETAILS, CONFIRMED, EMAILS, ANALYTICS, DETAILS_DLQ, CONFIRMED_DLQ, EMAILS_DLQ = (KAFKA.topic(t) for t in (
     "order_details", "order_confirmed", "order_email_sent", "analytics_result", "order_details.dlq",
-    "order_confirmed.dlq"))
+    "order_confirmed.dlq", "order_email_sent.dlq"))
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def topic_log(details: Sequence[bytes | None], confirmed: Sequence[bytes | None]
               analytics: int = 0, dead_letters: int = 0) -> dict[TopicPartition, list[FakeRecord]]:
     contents: dict[str, list[bytes | None]] = {
         DETAILS: list(details), CONFIRMED: list(confirmed), EMAILS: [b"{}"] * emails, ANALYTICS: [b"{}"] * analytics,
-        CONFIRMED_DLQ: []}
+        CONFIRMED_DLQ: [], EMAILS_DLQ: []}
     log = {TopicPartition(topic, 0): [FakeRecord(topic, 0, i, v) for i, v in enumerate(values)]
            for topic, values in contents.items()}
     log[TopicPartition(DETAILS_DLQ, 0)] = [FakeRecord(DETAILS_DLQ, 0, i, b"\xff", dead_letter_headers(i))

@@ -125,9 +125,10 @@ def test_topics_page_lists_every_topic_with_escaped_records(client: FlaskClient,
     response = client.get("/topics")
     assert response.status_code == 200
     assert asked == [["p.order_details", "p.order_confirmed", "p.order_email_sent", "p.email_sent_log",
-                      "p.analytics_result", "p.order_details.dlq", "p.order_confirmed.dlq"]]
+                      "p.analytics_result", "p.order_details.dlq", "p.order_confirmed.dlq",
+                      "p.order_email_sent.dlq"]]
     html = response.text
-    assert html.count('data-testid="topic"') == 7 and "Not found in the cluster." in html
+    assert html.count('data-testid="topic"') == 8 and "Not found in the cluster." in html
     assert "1@41" in html and "2025-02-19T21:20:00+00:00" in html
     assert EVIL not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;b&gt;bad&lt;/b&gt;" in html and "<b>bad</b>" not in html

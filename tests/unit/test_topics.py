@@ -15,8 +15,9 @@ from orderflow.topics import (
     pipeline_topics,
 )
 
-# Topics a Stage consumes (transactions: order_details; email and analytics: order_confirmed).
-CONSUMED = (ORDER_DETAILS, ORDER_CONFIRMED)
+# Topics a consumer reads (transactions: order_details; email and analytics: order_confirmed; the
+# order store's projector: all three order topics).
+CONSUMED = (ORDER_DETAILS, ORDER_CONFIRMED, ORDER_EMAIL_SENT)
 # Keyed by order_id: one order lands on the same partition number in each.
 CO_PARTITIONED = (ORDER_DETAILS, ORDER_CONFIRMED, ORDER_EMAIL_SENT, EMAIL_SENT_LOG)
 
@@ -31,7 +32,7 @@ def by_name(partitions: int = 6, prefix: str = "") -> dict[str, TopicSpec]:
 def test_names() -> None:
     assert set(by_name()) == {
         "order_details", "order_confirmed", "order_email_sent", "email_sent_log", "analytics_result",
-        "order_details.dlq", "order_confirmed.dlq",
+        "order_details.dlq", "order_confirmed.dlq", "order_email_sent.dlq",
     }
 
 
@@ -76,3 +77,11 @@ def test_event_topics_keep_the_default_cleanup() -> None:
     for name in (ORDER_DETAILS, ORDER_CONFIRMED, ORDER_EMAIL_SENT):
         assert "cleanup.policy" not in topics[name].configs
 
+
+
+def test_order_topics_keep_their_history_for_the_order_store() -> None:
+    """The order store is rebuilt from offset 0: nothing may expire, and nothing may be compacted away
+    (compaction keeps a key's LAST record; the first placement under an order_id is the order)."""
+    topics = by_name()
+    for name in (ORDER_DETAILS, ORDER_CONFIRMED, ORDER_EMAIL_SENT):
+        assert topics[name].configs["retention.ms"] == "-1"

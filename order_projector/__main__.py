@@ -1,0 +1,3 @@
+from order_projector.main import main
+
+main()
