@@ -168,6 +168,7 @@ def service_env(settings: KafkaSettings, **extra: str) -> dict[str, str]:
         **settings.as_env(),
         # Metrics are still counted; only their HTTP endpoints (fixed default ports) stay closed.
         "TRANSACTIONS_METRICS_PORT": "0", "EMAIL_METRICS_PORT": "0", "ANALYTICS_METRICS_PORT": "0",
+        "PROJECTOR_METRICS_PORT": "0",
         **extra,
     }
 

@@ -18,7 +18,8 @@ from orderflow import metrics, web
 from orderflow.errors import ServiceUnavailable
 from orderflow.events import OrderRequest, utcnow
 from orderflow.jsonbody import MalformedJson
-from orderflow.kafka import TopicTable
+from orderflow.kafka import EndOffsets
+from orderflow.store import OrderStore, StoreCorrupted, StoreUnavailable
 from orderflow.topics import ORDER_DETAILS
 from orders_backend import apidoc
 from orders_backend.access import ApiKeys, presented_key
@@ -28,6 +29,7 @@ from orders_backend.orders import field_errors, place
 from orders_backend.publisher import OrderPublisher
 from orders_backend.ratelimit import make_limiter, retry_after
 from orders_backend.settings import Settings
+from orders_backend.stored import StoredOrders
 
 log = logging.getLogger(__name__)
 
@@ -40,13 +42,14 @@ class OrdersApp(Flask):
     publisher: OrderPublisher
     intake: OrderIntake
     lookup: OrderLookup
-    placed: TopicTable
+    store: OrderStore
+    ends: EndOffsets
     own_dirs: list[str]
 
     def close(self) -> None:
-        """Release this app's Kafka clients and its own files (tests and clean worker exits)."""
-        self.lookup.close()
-        self.placed.close()
+        """Release this app's clients and its own files (tests and clean worker exits)."""
+        self.ends.close()
+        self.store.close()
         self.publisher.close()
         for path in self.own_dirs:
             shutil.rmtree(path, ignore_errors=True)
@@ -70,12 +73,14 @@ def create_app(settings: Settings | None = None, publisher: OrderPublisher | Non
     keys = ApiKeys(settings.api_keys)
     app.json.sort_keys = False  # type: ignore[attr-defined]  # Flask's default provider has it; the base has not
     app.publisher = publisher or OrderPublisher(settings.kafka, settings.publish_timeout_seconds)
-    # Every order_id already in order_details, so a repeated POST gets the first order back.
-    app.placed = TopicTable(settings.kafka, settings.kafka.topic(ORDER_DETAILS))
-    app.intake = OrderIntake(app.publisher, app.placed, timeout=settings.publish_timeout_seconds)
+    # Orders as the order store holds them: a repeated POST gets the first order back, GET finds it.
+    app.store = OrderStore.open(settings.store)
+    app.ends = EndOffsets(settings.kafka, settings.kafka.topic(ORDER_DETAILS))
+    orders = StoredOrders(app.store, app.ends)
+    app.intake = OrderIntake(app.publisher, orders, timeout=settings.publish_timeout_seconds)
     api = apidoc.make_spec()
     apidoc.init_app(app, api)
-    app.lookup = OrderLookup(settings, app.placed, keys)
+    app.lookup = OrderLookup(settings, orders, keys)
     app.lookup.init_app(app, api)
     if settings.cors_origin_list:
         CORS(app, resources={r"/order.*": {"origins": settings.cors_origin_list}},
@@ -123,6 +128,12 @@ def create_app(settings: Settings | None = None, publisher: OrderPublisher | Non
     @app.errorhandler(ServiceUnavailable)
     def service_unavailable(exc: ServiceUnavailable) -> Response:
         return web.unavailable(exc.message, settings.retry_after_seconds, **exc.fields)
+
+    @app.errorhandler(StoreUnavailable)
+    @app.errorhandler(StoreCorrupted)  # the projector moves it aside and rebuilds it
+    def store_unavailable(exc: Exception) -> Response:
+        log.warning("order store unavailable: %s", exc)
+        return web.unavailable("the order store cannot be read now; try again", settings.retry_after_seconds)
 
     @app.after_request
     def count_orders(response: Response) -> Response:

@@ -37,6 +37,7 @@ from prometheus_client import multiprocess  # noqa: E402
 from orderflow import web  # noqa: E402
 from orderflow.kafka import ensure_topics  # noqa: E402
 from orderflow.settings import configure_logging  # noqa: E402
+from orderflow.store import OrderStore  # noqa: E402
 from orders_backend.settings import Settings  # noqa: E402
 
 _settings = Settings()
@@ -59,6 +60,10 @@ def on_starting(server: object) -> None:
         ensure_topics(_settings.kafka, timeout=30)
     except Exception as exc:  # noqa: BLE001 - the API still starts; publishing answers 503 until Kafka is up
         logging.getLogger("orders_backend").warning("topics not provisioned at start: %s", exc)
+    try:  # the store's tables, so the workers can read before the projector's first start made them
+        OrderStore.open(_settings.store, upgrade=True).close()
+    except Exception as exc:  # noqa: BLE001 - the API still starts; lookups answer 503 until the store is there
+        logging.getLogger("orders_backend").warning("order store not ready at start: %s", exc)
 
 
 def post_fork(server: object, worker: object) -> None:

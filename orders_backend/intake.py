@@ -1,7 +1,7 @@
 """Taking an order in: one ``order_id`` is one order, published once, answered after the broker's ack.
 
 ``OrderIntake.submit`` is the whole of ``POST /order`` after validation, with its dependencies
-given (the publisher and the placed orders read back from ``order_details``), so it runs and is
+given (the publisher and the placed orders, as the order store holds them), so it runs and is
 tested without Flask. A server-made id is new by construction; a client's may be a repeat, so it
 is looked up first: the same order again is answered 200 with the first one, another order under
 that id 409. Two workers may still publish one id at once; the first in the log is the order and
@@ -18,9 +18,10 @@ from typing import Any, Protocol
 from orderflow import metrics
 from orderflow.errors import ServiceUnavailable
 from orderflow.events import OrderPlaced
-from orderflow.kafka import BrokerUnavailable, TableNotReady
+from orderflow.kafka import BrokerUnavailable
 from orders_backend.access import public_order
 from orders_backend.orders import same_order
+from orders_backend.stored import StoreBehind
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,8 @@ class Publisher(Protocol):
 
 
 class PlacedOrders(Protocol):
-    """``order_details`` by ``order_id``: the first order written under each id."""
+    """``order_details`` by ``order_id``: the first order written under each id (``StoreBehind`` when
+    that cannot be told in time)."""
 
     def get(self, key: bytes, timeout: float) -> bytes | None: ...
     def wait_for(self, partition: int, offset: int, timeout: float) -> None: ...
@@ -61,7 +63,7 @@ class OrderIntake:
         with self._id_locks[hash(key) % ID_LOCKS]:  # the same id twice in this worker: one at a time
             try:
                 existing = self.placed.get(key, timeout=self.timeout) if client_id else None
-            except TableNotReady as exc:
+            except StoreBehind as exc:
                 log.warning("order %s not accepted: %s", order.order_id, exc, extra={"order_id": order.order_id})
                 raise ServiceUnavailable("cannot check for an earlier order with this id; try again") from exc
             if existing is not None:
@@ -88,7 +90,7 @@ class OrderIntake:
         """Two workers may publish one id at once; the first in the log is the order, the other a repeat."""
         try:
             self.placed.wait_for(partition, offset, timeout=self.timeout)
-        except TableNotReady:
+        except StoreBehind:
             return None  # stored and acknowledged; transactions_backend still decides an id once
         stored = self.placed.peek(key)
         first = OrderPlaced.model_validate_json(stored) if stored is not None else order

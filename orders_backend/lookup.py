@@ -1,7 +1,7 @@
-"""``GET /order/<order_id>``: one order and how far it got, read back from the topics.
+"""``GET /order/<order_id>``: one order and how far it got, from the order store.
 
-``order_details``, ``order_confirmed`` and ``order_email_sent`` are each followed by a
-``TopicTable`` (first value per ``order_id``, read-your-writes), started on the first lookup.
+The store holds one row per order (placed, verdict, email); ``stored.StoredOrders`` reads it with
+read-your-writes, so an order acknowledged before the request started is found.
 """
 
 from __future__ import annotations
@@ -16,14 +16,14 @@ from spectree import SpecTree
 
 from orderflow import web
 from orderflow.errors import ServiceUnavailable
-from orderflow.events import EmailOutcome, OrderPlaced, OrderVerdict
+from orderflow.events import EmailOutcome, OrderPlaced
 from orderflow.fields import is_identifier
-from orderflow.kafka import TableNotReady, TopicTable
-from orderflow.topics import ORDER_CONFIRMED, ORDER_EMAIL_SENT
+from orderflow.store import OrderRow
 from orders_backend.access import ApiKeys, public_status
 from orders_backend.apidoc import ApiKeyRequired, EmailSeen, InvalidRequest, OrderSeen, Problem
 from orders_backend.orders import field_errors
 from orders_backend.settings import Settings
+from orders_backend.stored import StoreBehind, StoredOrders
 
 MAX_WAIT_SECONDS = 10.0
 POLL_SECONDS = 0.2
@@ -69,15 +69,12 @@ class OrderStatus(BaseModel):
     email: EmailOutcome | None = None
 
 
-def order_status(placed: bytes, verdict: bytes | None, email: bytes | None) -> OrderStatus:
-    """Pure: the three topics' values of one order_id, as one answer."""
-    decided = OrderVerdict.model_validate_json(verdict) if verdict is not None else None
-    return OrderStatus(
-        order=OrderPlaced.model_validate_json(placed),
-        status=decided.status if decided else "received",
-        reason=decided.reason if decided else None,
-        email=EmailOutcome.model_validate_json(email) if email is not None else None,
-    )
+def order_status(row: OrderRow) -> OrderStatus | None:
+    """Pure: one order's row in the store, as one answer (None while it holds no order yet)."""
+    order = row.order()
+    if order is None:
+        return None
+    return OrderStatus(order=order, status=row.status, reason=row.reason, email=row.email())
 
 
 def reached(status: OrderStatus | None, until: Until) -> bool:
@@ -91,20 +88,15 @@ def reached(status: OrderStatus | None, until: Until) -> bool:
 
 
 class OrderLookup:
-    def __init__(self, settings: Settings, placed: TopicTable, keys: ApiKeys) -> None:
+    def __init__(self, settings: Settings, orders: StoredOrders, keys: ApiKeys) -> None:
         self.keys = keys
         self.timeout = settings.publish_timeout_seconds
-        self.placed = placed
-        self.verdicts = TopicTable(settings.kafka, settings.kafka.topic(ORDER_CONFIRMED))
-        self.emails = TopicTable(settings.kafka, settings.kafka.topic(ORDER_EMAIL_SENT))
+        self.orders = orders
 
     def find(self, order_id: str) -> OrderStatus | None:
-        """The order's state as of now; raises ``TableNotReady`` when a topic cannot be read in time."""
-        key = order_id.encode()
-        placed = self.placed.get(key, self.timeout)
-        if placed is None:
-            return None
-        return order_status(placed, self.verdicts.get(key, self.timeout), self.emails.get(key, self.timeout))
+        """The order's state as of now; ``StoreBehind`` when that cannot be told in time."""
+        row = self.orders.row(order_id, self.timeout)
+        return None if row is None else order_status(row)
 
     def wait_for(self, order_id: str, until: Until, wait: float) -> OrderStatus | None:
         """``find`` until the order reaches ``until`` or ``wait`` seconds pass; the last state seen."""
@@ -116,10 +108,6 @@ class OrderLookup:
                 return status
             time.sleep(min(POLL_SECONDS, remaining))
 
-    def close(self) -> None:
-        self.verdicts.close()
-        self.emails.close()
-
     def init_app(self, app: Flask, api: SpecTree) -> None:
         """Attach ``GET /order/<order_id>``."""
 
@@ -128,7 +116,7 @@ class OrderLookup:
                       path_parameter_descriptions={"order_id": "the order's id"},
                       resp=Documented(HTTP_200=OrderStatusSeen, HTTP_401=ApiKeyRequired, HTTP_404=Problem,
                                       HTTP_422=InvalidRequest,
-                                      HTTP_503=(Problem, "A topic could not be read in time; retry.")))
+                                      HTTP_503=(Problem, "The order store could not be read in time; retry.")))
         def get_order(order_id: str) -> Any:
             """One order and its status across the topics (``?wait=`` seconds for a just-posted one)."""
             try:
@@ -139,8 +127,8 @@ class OrderLookup:
                 return web.problem(404, "Not Found", message="no order has this id")
             try:
                 status = self.wait_for(order_id, query.until, query.wait)
-            except TableNotReady as exc:
-                raise ServiceUnavailable(f"cannot read the order's topics: {exc}") from exc
+            except StoreBehind as exc:
+                raise ServiceUnavailable(f"cannot read the order store in time: {exc}") from exc
             owner = g.get("customer")
             if status is None or (self.keys.required and status.order.user_id != owner):
                 return web.problem(404, "Not Found", message=f"no order {order_id}")  # others' orders likewise

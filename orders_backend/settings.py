@@ -6,12 +6,14 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orderflow.settings import KafkaSettings
+from orderflow.store import StoreSettings
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ORDERS_")
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
     host: str = "0.0.0.0"
     port: int = 5002
     workers: int = Field(2, ge=1)

@@ -13,7 +13,9 @@ import pytest
 from orderflow.kafka import ensure_topics
 from orderflow.settings import KafkaSettings
 from orderflow.statestore import StateStore, state_file
+from orderflow.store import OrderStore, StoreSettings
 from tests.postgres import LocalPostgres, PostgresMissing
+from tests.storecheck import ProjectorThread
 from tests.support import LocalKafka, SmtpSink, free_port
 
 
@@ -104,3 +106,13 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     name = server.create_database()
     yield server.url(name)
     server.drop_database(name)
+
+
+@pytest.fixture
+def projected_store(kafka_settings: KafkaSettings, tmp_path: Path) -> Iterator[StoreSettings]:
+    """An order store (SQLite, this test's own) kept up to date with ``kafka_settings``' order topics by a
+    projector running in this process: what an orders API made in a test reads."""
+    settings = StoreSettings(database_url=f"sqlite:///{tmp_path / 'store' / 'orders.sqlite3'}")
+    OrderStore.open(settings, upgrade=True).close()  # its tables exist before anything reads it
+    with ProjectorThread(kafka_settings, settings.database_url):
+        yield settings

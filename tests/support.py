@@ -22,7 +22,7 @@ from orderflow.settings import KafkaSettings
 
 __all__ = [
     "LiveApi", "LocalKafka", "ServiceProcess", "SmtpSink", "StageThread", "drained", "free_port", "produce",
-    "read_models", "service_env", "wait_until",
+    "read_models", "service_env", "store_env", "wait_until",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,6 +124,7 @@ def service_env(settings: KafkaSettings, **extra: str) -> dict[str, str]:
         **settings.as_env(),
         # No fixed metrics ports: tests run several replicas and several sessions side by side.
         "TRANSACTIONS_METRICS_PORT": "0", "EMAIL_METRICS_PORT": "0", "ANALYTICS_METRICS_PORT": "0",
+        "PROJECTOR_METRICS_PORT": "0",
         **extra,
     }
 
@@ -168,25 +169,34 @@ def drained(settings: KafkaSettings, group: str, topic: str) -> bool:
         consumer.close(autocommit=False)
 
 
+def store_env(folder: Path) -> dict[str, str]:
+    """An order store of its own (a SQLite file in ``folder``) for the processes given this environment."""
+    return {"STORE_DATABASE_URL": f"sqlite:///{folder / 'orders.sqlite3'}"}
+
+
 class LiveApi:
-    """The orders API as ``python -m orders_backend`` runs it (gunicorn, shipped config) on a free port."""
+    """The orders API as ``python -m orders_backend`` runs it (gunicorn, shipped config) on a free port, and
+    the projector that fills the order store it reads."""
 
     def __init__(self, settings: KafkaSettings, log_dir: Path, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.service = ServiceProcess("orders_backend", service_env(
-            settings, ORDERS_PORT=str(self.port), ORDERS_HOST="127.0.0.1", ORDERS_WORKERS="2", **env), log_dir)
+        environment = service_env(settings, ORDERS_PORT=str(self.port), ORDERS_HOST="127.0.0.1", ORDERS_WORKERS="2",
+                                  **store_env(log_dir), **env)
+        self.service = ServiceProcess("orders_backend", environment, log_dir)
+        self.projector = ServiceProcess("order_projector", environment, log_dir)
 
     def __enter__(self) -> LiveApi:
         from devtools.devstack import answers
 
+        self.projector.start()
         self.service.start()
         wait_until(lambda: answers(f"{self.url}/healthz"), 60, what="orders API /healthz")
         return self
 
     def __exit__(self, *exc: object) -> None:
-        code, log = self.service.stop(), self.service.log()
-        assert code == 0, log[-3000:]
+        codes = self.service.stop(), self.projector.stop()
+        assert codes == (0, 0), (self.service.log()[-3000:], self.projector.log()[-3000:])
 
 
 def operator_client(app: Any) -> Any:

@@ -14,7 +14,7 @@ deadletters   ``<topic>.dlq``: the headers, ``dead_letter``, listing and ``repla
 writers       ``BatchWriter`` (outputs + offsets, one transaction) and ``AckedWriter``
 stage         ``Stage``: the consume-process-produce loop of every consumer service
 peek          offsets and newest records of topics, for people
-table         a topic held in memory by key, with read-your-writes
+probe         end offsets for read-your-writes waits, one round trip per burst (``EndOffsets``)
 """
 
 from orderflow.kafka.assigned import AssignedReader
@@ -36,18 +36,18 @@ from orderflow.kafka.deadletters import DeadLetter, dead_letter, dead_letters, r
 from orderflow.kafka.errors import BrokerUnavailable, KafkaError, describe, fenced
 from orderflow.kafka.follow import Follower, TopicsMissing
 from orderflow.kafka.peek import TopicPeek, peek_topics
+from orderflow.kafka.probe import EndOffsets, SharedProbe
 from orderflow.kafka.provision import ensure_topics
 from orderflow.kafka.reading import end_offsets, group_lag, read_range, read_topic
 from orderflow.kafka.records import Output, Record, text_key
 from orderflow.kafka.stage import Stage
-from orderflow.kafka.table import SharedProbe, TableNotReady, TopicTable
 from orderflow.kafka.writers import AckedWriter, BatchWriter
 
 __all__ = [
-    "AckedWriter", "AssignedReader", "Backoff", "BatchWriter", "BrokerUnavailable", "DeadLetter", "Follower",
-    "Inbound", "KafkaError", "OffsetAndMetadata", "Output", "Processor", "Record", "SharedProbe", "Stage",
-    "TableNotReady", "TopicPartition", "TopicPeek", "TopicTable", "TopicsMissing", "bind_to_topics", "catch_up",
-    "client_config", "committed_offsets", "dead_letter", "dead_letters", "describe", "end_offsets", "ensure_topics",
-    "fenced", "group_lag", "make_admin", "make_consumer", "make_producer", "offsets", "parse", "parse_value",
-    "partition_for", "peek_topics", "publish", "read_range", "read_topic", "replay", "text_key",
+    "AckedWriter", "AssignedReader", "Backoff", "BatchWriter", "BrokerUnavailable", "DeadLetter", "EndOffsets",
+    "Follower", "Inbound", "KafkaError", "OffsetAndMetadata", "Output", "Processor", "Record", "SharedProbe", "Stage",
+    "TopicPartition", "TopicPeek", "TopicsMissing", "bind_to_topics", "catch_up", "client_config",
+    "committed_offsets", "dead_letter", "dead_letters", "describe", "end_offsets", "ensure_topics", "fenced",
+    "group_lag", "make_admin", "make_consumer", "make_producer", "offsets", "parse", "parse_value", "partition_for",
+    "peek_topics", "publish", "read_range", "read_topic", "replay", "text_key",
 ]

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ORDER_DETAILS
 from tests.e2e.test_pipeline import _healthy, post
-from tests.support import ServiceProcess, SmtpSink, free_port, produce, service_env, wait_until
+from tests.support import ServiceProcess, SmtpSink, free_port, produce, service_env, store_env, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -37,9 +37,10 @@ def stack(kafka_settings: KafkaSettings, smtp_sink: SmtpSink, logs_dir: Path) ->
                       EMAIL_SMTP_PORT=str(smtp_sink.port), EMAIL_BACKOFF_SECONDS="0.1", EMAIL_ATTEMPTS="2",
                       TRANSACTIONS_METRICS_PORT=str(ports["transactions_backend"]),
                       EMAIL_METRICS_PORT=str(ports["email_backend"]),
-                      ANALYTICS_METRICS_PORT=str(ports["analytics_backend"]), LOG_FORMAT="json")
+                      ANALYTICS_METRICS_PORT=str(ports["analytics_backend"]), LOG_FORMAT="json",
+                      **store_env(logs_dir))
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    services = [ServiceProcess(m, env, logs_dir).start() for m in ("orders_backend", *CONSUMERS)]
+    services = [ServiceProcess(m, env, logs_dir).start() for m in ("order_projector", "orders_backend", *CONSUMERS)]
     try:
         wait_until(lambda: _healthy(port), 60, what="orders API /healthz")
         urls = {name: f"http://127.0.0.1:{p}/metrics" for name, p in ports.items()}
@@ -139,7 +140,7 @@ def test_metrics_and_logs_follow_orders_through_every_service(stack: Stack, kafk
 
     # No service wrote a full address or a card number, not even where a library's words carried one.
     everything = "\n".join((stack.logs / f"{name}.log").read_text(errors="replace")
-                           for name in ("orders_backend", *CONSUMERS))
+                           for name in ("order_projector", "orders_backend", *CONSUMERS))
     assert "o***@example.com" in everything  # the refusal named obs-fail's address: masked
     assert not re.findall(r"[\w.+-]{2,}@example\.com", everything)
     assert not re.findall(r"4111[ -]?1111[ -]?1111[ -]?1111", everything)

@@ -15,7 +15,7 @@ from orderflow.analytics import merge
 from orderflow.events import AnalyticsSnapshot, EmailOutcome, OrderPlaced, OrderVerdict
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ANALYTICS_RESULT, ORDER_CONFIRMED, ORDER_DETAILS, ORDER_EMAIL_SENT
-from tests.support import ServiceProcess, SmtpSink, free_port, read_models, service_env, wait_until
+from tests.support import ServiceProcess, SmtpSink, free_port, read_models, service_env, store_env, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -34,9 +34,9 @@ def post(url: str, body: object) -> tuple[int, dict]:  # type: ignore[type-arg]
 def stack(kafka_settings: KafkaSettings, smtp_sink: SmtpSink, logs_dir: Path) -> Iterator[str]:
     port = free_port()
     env = service_env(kafka_settings, ORDERS_PORT=str(port), ORDERS_HOST="127.0.0.1", ORDERS_WORKERS="2",
-                      EMAIL_SMTP_PORT=str(smtp_sink.port), EMAIL_BACKOFF_SECONDS="0.1")
-    services = [ServiceProcess(m, env, logs_dir).start()
-                for m in ("orders_backend", "transactions_backend", "email_backend", "analytics_backend")]
+                      EMAIL_SMTP_PORT=str(smtp_sink.port), EMAIL_BACKOFF_SECONDS="0.1", **store_env(logs_dir))
+    services = [ServiceProcess(m, env, logs_dir).start() for m in (
+        "order_projector", "orders_backend", "transactions_backend", "email_backend", "analytics_backend")]
     try:
         wait_until(lambda: _healthy(port), 60, what="orders API /healthz")
         yield f"http://127.0.0.1:{port}"

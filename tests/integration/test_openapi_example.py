@@ -6,6 +6,7 @@ import pytest
 
 from orderflow.events import OrderPlaced
 from orderflow.settings import KafkaSettings
+from orderflow.store import StoreSettings
 from orderflow.topics import ORDER_DETAILS
 from orders_backend.app import create_app
 from orders_backend.settings import Settings
@@ -14,8 +15,9 @@ from tests.support import read_models
 pytestmark = pytest.mark.integration
 
 
-def test_the_spec_example_is_accepted_and_stored(kafka_settings: KafkaSettings) -> None:
-    app = create_app(Settings(kafka=kafka_settings))
+def test_the_spec_example_is_accepted_and_stored(kafka_settings: KafkaSettings,
+                                                 projected_store: StoreSettings) -> None:
+    app = create_app(Settings(kafka=kafka_settings, store=projected_store))
     try:
         client = app.test_client()
         spec = client.get("/openapi.json").json

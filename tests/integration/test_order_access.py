@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from orderflow.events import EmailOutcome
 from orderflow.settings import KafkaSettings
+from orderflow.store import StoreSettings
 from orderflow.topics import ORDER_EMAIL_SENT
 from orders_backend.access import key_hash, new_key
 from orders_backend.app import create_app
@@ -33,11 +34,11 @@ def shows_personal_data(body: Any) -> list[str]:
 
 
 @pytest.fixture
-def make_client(kafka_settings: KafkaSettings) -> Iterator[Any]:
+def make_client(kafka_settings: KafkaSettings, projected_store: StoreSettings) -> Iterator[Any]:
     apps = []
 
     def make(**settings: Any) -> FlaskClient:
-        app = create_app(Settings(kafka=kafka_settings, **settings))
+        app = create_app(Settings(kafka=kafka_settings, store=projected_store, **settings))
         apps.append(app)
         return app.test_client()
 

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 
 from orderflow.events import EmailOutcome, OrderPlaced, OrderVerdict
 from orderflow.settings import KafkaSettings
+from orderflow.store import StoreSettings
 from orderflow.topics import ORDER_CONFIRMED, ORDER_EMAIL_SENT
 from orders_backend.app import create_app
 from orders_backend.settings import Settings
@@ -24,8 +25,8 @@ def order(order_id: str) -> dict[str, object]:
 
 
 @pytest.fixture
-def client(kafka_settings: KafkaSettings) -> Iterator[FlaskClient]:
-    app = create_app(Settings(kafka=kafka_settings))
+def client(kafka_settings: KafkaSettings, projected_store: StoreSettings) -> Iterator[FlaskClient]:
+    app = create_app(Settings(kafka=kafka_settings, store=projected_store))
     yield app.test_client()
     app.close()
 

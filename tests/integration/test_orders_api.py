@@ -12,6 +12,7 @@ import pytest
 from orderflow.events import OrderPlaced
 from orderflow.kafka import read_topic
 from orderflow.settings import KafkaSettings
+from orderflow.store import StoreSettings
 from orderflow.topics import ORDER_DETAILS
 from orders_backend.app import create_app
 from orders_backend.settings import Settings
@@ -23,8 +24,8 @@ SEED = {"user_id": 1, "order_id": "seed-1", "user_email": "ada@example.com", "or
 
 
 @pytest.fixture
-def client(kafka_settings: KafkaSettings):  # type: ignore[no-untyped-def]
-    app = create_app(Settings(kafka=kafka_settings, max_body_bytes=8192))
+def client(kafka_settings: KafkaSettings, projected_store: StoreSettings):  # type: ignore[no-untyped-def]
+    app = create_app(Settings(kafka=kafka_settings, store=projected_store, max_body_bytes=8192))
     yield app.test_client()
     app.close()
 
@@ -130,9 +131,10 @@ def test_concurrent_posts_of_one_id_publish_it_once(client, kafka_settings: Kafk
     assert [o.order_id for o in stored] == ["race-1"]
 
 
-def test_a_repeat_is_recognised_by_another_app_instance(kafka_settings: KafkaSettings) -> None:
+def test_a_repeat_is_recognised_by_another_app_instance(kafka_settings: KafkaSettings,
+                                                         projected_store: StoreSettings) -> None:
     """Two gunicorn workers are two processes; two apps here share nothing but Kafka either."""
-    apps = [create_app(Settings(kafka=kafka_settings)) for _ in range(2)]
+    apps = [create_app(Settings(kafka=kafka_settings, store=projected_store)) for _ in range(2)]
     try:
         first = apps[0].test_client().post("/order", json={**SEED, "order_id": "w-1"})
         second = apps[1].test_client().post("/order", json={**SEED, "order_id": "w-1"})
@@ -143,9 +145,10 @@ def test_a_repeat_is_recognised_by_another_app_instance(kafka_settings: KafkaSet
             app.close()
 
 
-def test_racing_posts_of_one_id_in_two_workers_answer_one_201(kafka_settings: KafkaSettings) -> None:
+def test_racing_posts_of_one_id_in_two_workers_answer_one_201(kafka_settings: KafkaSettings,
+                                                               projected_store: StoreSettings) -> None:
     """Both workers check, neither finds it, both publish: the first in the log is the order."""
-    apps = [create_app(Settings(kafka=kafka_settings)) for _ in range(2)]
+    apps = [create_app(Settings(kafka=kafka_settings, store=projected_store)) for _ in range(2)]
     try:
         for i in range(5):
             barrier = threading.Barrier(2)
