@@ -2,7 +2,9 @@
 
     python -m bench                       # everything, 3 rounds (what `make bench` runs)
     python -m bench --quick               # 1 round, small backlogs: to check the bench itself
-    python -m bench --only http,e2e       # some steps: broker, stages, http, e2e, peer
+    python -m bench --only http,e2e       # some steps: broker, stages, http, e2e, peer, history
+    python -m bench --only history        # not in the default run: 10k and 100k orders of history (~10 min)
+    python -m bench --only history --history 10000,100000,1000000   # and 1M (opt-in: the build takes long)
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from pathlib import Path
 
 from kafka.record import util as crc32c_util
 
-from bench import e2e, http_ladder, kafkatools, peer, stages
+from bench import e2e, history, http_ladder, kafkatools, peer, stages
 from bench.common import RESULTS, Report, Samples, quiet_logs, say
 from bench.table import render, render_targets, targets
 from devtools.localkafka import LocalKafka, free_port
 from orderflow.settings import KafkaSettings
 
-STEPS = ("broker", "stages", "http", "e2e", "peer")
+STEPS = ("broker", "stages", "http", "e2e", "peer", "history")
+DEFAULT_STEPS = ("broker", "stages", "http", "e2e", "peer")  # history only when asked: its builds take minutes
 
 
 def parse_configs(text: str) -> list[tuple[str, int, int]]:
@@ -40,7 +43,8 @@ def parse_configs(text: str) -> list[tuple[str, int, int]]:
 def arguments(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--only", default=",".join(STEPS), help="comma-separated steps: " + ", ".join(STEPS))
+    p.add_argument("--only", default=",".join(DEFAULT_STEPS),
+                   help="comma-separated steps: " + ", ".join(STEPS) + " (default: all but history)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--perf-records", type=int, default=200_000, help="records per Kafka perf-tool round")
     p.add_argument("--backlog", type=int, default=50_000, help="orders each stage drains")
@@ -51,6 +55,9 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                    help="worker_class:workers:threads,... the first is the shipped default (full ladder)")
     p.add_argument("--e2e-seconds", type=float, default=8.0)
     p.add_argument("--peer-seconds", type=float, default=20.0, help="the peer row's wrk load per round")
+    p.add_argument("--history", type=history.parse_sizes, default=list(history.SIZES),
+                   help="orders of history the history step builds, comma-separated (default 10000,100000; "
+                        "1000000 is opt-in)")
     p.add_argument("--partitions", type=int, default=6)
     p.add_argument("--quick", action="store_true", help="1 round, small backlogs, short loads")
     p.add_argument("--out", type=Path, default=RESULTS / "latest.json")
@@ -121,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
                 elif step == "peer":
                     peer.run(report, base, work, broker_pid, rounds=max(2, args.rounds - 1), seconds=args.peer_seconds,
                              connections=args.http_connections)
+                elif step == "history":
+                    history.run(report, base, work, rounds=args.rounds, sizes=args.history)
                 report.facts[f"step_seconds_{step}"] = round(time.monotonic() - began, 1)
                 report.facts["targets"] = targets(report)
                 report.write(args.out)
