@@ -27,6 +27,12 @@ def _more_than_one(quantity: str) -> bool:
         return False
 
 
+def fingerprint(row: OrderRow) -> int:
+    """Tells rows apart without reading their JSON: equal for the same change of the same order (in this
+    process), and for another store's row only when it was made from the very same records."""
+    return hash((row.order_id, row.seq, row.placed_json, row.verdict_json, row.email_json))
+
+
 def money(value: Decimal | None) -> str | None:
     return None if value is None else str(value.quantize(CENT))
 
@@ -58,6 +64,7 @@ class OrderView:
     sort_key: tuple[datetime, str]  # (order time, order_id): the order store's newest-first order
     version: int = field(default=0, compare=False)  # the state's version when this order last changed (for diffs)
     seq: int = field(default=0, compare=False)  # the store's change number of the row it was made from
+    source: int = field(default=0, compare=False)  # ``fingerprint`` of that row
     user_id: str | None = None
     user_email: str | None = None
     total: Decimal | None = None
@@ -77,7 +84,8 @@ class OrderView:
         order = row.order()
         if order is None:
             return None
-        view = cls(row.order_id, (row.placed_at or order.time, row.order_id), seq=row.seq, received=row.placed)
+        view = cls(row.order_id, (row.placed_at or order.time, row.order_id), seq=row.seq, source=fingerprint(row),
+                   received=row.placed)
         view.describe(order)
         view.user_email = row.user_email
         if row.status != "received" and row.decided_at is not None:

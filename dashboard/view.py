@@ -27,7 +27,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from dashboard.order_view import OrderView, Step, iso, money
+from dashboard.order_view import OrderView, Step, fingerprint, iso, money
 from dashboard.series import Line, PerSecond
 from orderflow.analytics import merge
 from orderflow.events import AnalyticsSnapshot, DayTotals
@@ -82,15 +82,20 @@ class DashboardState:
 
     def load_orders(self, rows: Iterable[OrderRow]) -> None:
         """Hold exactly the newest ``max_orders`` of ``rows`` (the store's latest orders); an order shown
-        as before keeps its version, so a reload sends only what it changed."""
-        views = [v for v in (OrderView.of(r) for r in rows) if v is not None]
-        views = sorted(views, key=lambda v: v.sort_key, reverse=True)[:self.max_orders]
+        as before keeps its version, so a reload sends only what it changed (and a row already held is
+        not read again)."""
         before, changed = self._orders, False
+        views: list[OrderView] = []
+        for row in rows:
+            held = before.get(row.order_id)
+            view = held if held is not None and held.source == fingerprint(row) else OrderView.of(row)
+            if view is not None:
+                views.append(view)
         self._orders = {}
-        for view in views:
+        for view in sorted(views, key=lambda v: v.sort_key, reverse=True)[:self.max_orders]:
             held = before.get(view.order_id)
             if held is not None and held == view:
-                held.seq = max(held.seq, view.seq)
+                held.seq, held.source = view.seq, view.source
                 self._orders[view.order_id] = held
             else:
                 self._orders[view.order_id] = view
@@ -115,7 +120,7 @@ class DashboardState:
             if view is None:
                 continue  # no order in the row yet: it comes back when the order is read
             if held is not None and held == view:
-                held.seq = view.seq
+                held.seq, held.source = view.seq, view.source
                 continue
             self._orders[row.order_id] = view
             if held is None or held.sort_key != view.sort_key:

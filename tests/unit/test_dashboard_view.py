@@ -17,7 +17,7 @@ from typing import Literal
 
 import pytest
 
-from dashboard.view import COUNTERS, DashboardState
+from dashboard.view import COUNTERS, DashboardState, OrderView
 from orderflow.events import (
     AnalyticsSnapshot,
     DayTotals,
@@ -283,6 +283,24 @@ def test_loading_holds_the_newest_and_sends_only_what_changed() -> None:
     assert [o["order_id"] for o in diff["orders"]] == ["o9", "o4"] and diff["order_ids"] == ["o9", "o5", "o4"]
     state.load_orders([])  # a store rebuilt from nothing yet
     assert len(state) == 0 and state.to_json()["order_ids"] == []
+
+
+def test_a_reload_reads_only_the_rows_it_does_not_hold_already(monkeypatch: pytest.MonkeyPatch) -> None:
+    orders = [placed(f"o{i}", minute=i) for i in range(4)]
+    state, book = DashboardState(max_orders=3), Book()
+    book.add(*orders)
+    state.load_orders(book.latest(3))
+    read: list[str] = []
+    of = OrderView.of
+    monkeypatch.setattr(OrderView, "of", lambda row: read.append(row.order_id) or of(row))
+    book.add(verdict(orders[2]))
+    state.load_orders(book.latest(3))
+    assert read == ["o2"] and state.order("o2").stage == "confirmed"  # type: ignore[union-attr]
+    rebuilt = Book()  # the same orders in a rebuilt store, read in another order: other change numbers
+    rebuilt.add(*reversed(orders))
+    state.load_orders(rebuilt.latest(3))
+    assert sorted(read) == ["o1", "o2", "o2", "o3"]
+    assert state.order("o2").stage == "received"  # type: ignore[union-attr]  # this store has no verdict yet
 
 
 def test_counts_are_the_stores_and_their_gains_are_charted_once() -> None:
