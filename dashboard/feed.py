@@ -30,6 +30,8 @@ from orderflow.topics import ANALYTICS_RESULT, dlq, pipeline_topics
 
 log = logging.getLogger(__name__)
 
+STORE_RETRY_CEILING = 5.0  # seconds between reads of an order store that cannot be read, at most
+
 
 class Feed:
     """Owns the readers and the lock that guards the state they write and the routes read."""
@@ -48,8 +50,10 @@ class Feed:
         self.skipped = 0
         self.lag = lag  # started and stopped with the reader
         # None: no store to read (a view filled by hand, in tests)
+        # A failed read of the store costs little: it is tried again sooner than a broker.
+        store_backoff = (backoff[0], min(backoff[1], STORE_RETRY_CEILING))
         self.orders = None if store is None else StoreFeed(store, state, self.lock, interval=store_interval,
-                                                           backoff=backoff)
+                                                           backoff=store_backoff)
         self.follower = Follower(kafka, [self.analytics, *dead_letter_topics], start_at=self._start_at,
                                  handle=self._apply, name="dashboard-feed", consumer_factory=consumer_factory,
                                  poll_timeout_ms=poll_timeout_ms, backoff=backoff)
