@@ -1,6 +1,6 @@
 """gunicorn settings for the dashboard, from ``DASHBOARD_*`` environment variables.
 
-One worker on purpose: the view is held in that process's memory, fed by one reader thread.
+One worker on purpose: the view is held in that process's memory, fed by its reader threads.
 Requests are served by the worker's threads (gthread); an open live stream holds one of them, so
 ``DASHBOARD_MAX_STREAMS`` stays below ``DASHBOARD_THREADS``.
 """
@@ -59,3 +59,6 @@ def worker_exit(server: object, worker: Any) -> None:
     feed = _feed(worker)
     if feed is not None:
         feed.stop(timeout=5)  # closes the consumer
+    store = getattr(getattr(worker, "wsgi", None), "store", None)
+    if store is not None:
+        store.close()

@@ -1,4 +1,4 @@
-"""The dashboard's other pages: one order's timeline, the topic view and the shop.
+"""The dashboard's other pages: the topic view and the shop (the order pages are ``order_pages``).
 
 All read-only: nothing here writes to Kafka or changes the dashboard (the shop page's form posts
 to the orders API, from the browser). Every value a user gave goes through Jinja's autoescaping.
@@ -13,10 +13,9 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Flask, jsonify, render_template
+from flask import Flask, render_template
 
 from dashboard.catalogue import CATALOGUE
-from dashboard.feed import Feed
 from dashboard.settings import Settings
 from orderflow.kafka import KafkaError, Record, TopicPeek, describe, peek_topics
 from orderflow.topics import pipeline_topics
@@ -78,26 +77,8 @@ class TopicsCache:
             return self._result
 
 
-def init_app(app: Flask, feed: Feed, settings: Settings) -> None:
+def init_app(app: Flask, settings: Settings) -> None:
     topics_cache = TopicsCache(settings)
-
-    @app.get("/orders/<order_id>")
-    def order_page(order_id: str) -> Any:
-        """One order's timeline, from the dashboard's held orders (the latest ``max_orders``)."""
-        order = feed.order(order_id)
-        page = render_template("order.html", order=order, order_id=order_id, max_orders=settings.max_orders,
-                               refresh_ms=settings.refresh_ms)
-        return page, 200 if order is not None else 404
-
-    @app.get("/api/orders/<order_id>")
-    def api_order(order_id: str) -> Any:
-        """One held order as JSON; 404 while it is not (or no longer) among the held ones."""
-        order = feed.order(order_id)
-        if order is None:
-            return jsonify({"error": "Not Found", "message": f"not among the latest {settings.max_orders} orders"}), 404
-        response = jsonify(order)
-        response.headers["Cache-Control"] = "no-store"
-        return response
 
     @app.get("/topics")
     def topics_page() -> Any:

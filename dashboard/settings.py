@@ -10,6 +10,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from orderflow.settings import KafkaSettings
+from orderflow.store import StoreSettings
 
 FeedMode = Literal["lazy", "eager", "off"]
 
@@ -18,6 +19,7 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DASHBOARD_")
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)  # STORE_DATABASE_URL, read-only here
     host: str = Field("127.0.0.1", description="address to listen on; the pages show customers' data and ask "
                       "for no password, so only this machine by default")
     port: int = 8050
@@ -25,8 +27,8 @@ class Settings(BaseSettings):
     max_streams: int | None = Field(None, ge=1, description="live streams at once (each holds a thread while "
                                     "open); default threads - 4, so pages and /api/state always have threads left")
     max_orders: int = Field(200, ge=1, le=100_000,
-                            description="latest orders kept in memory; also about how many offsets are read "
-                            "back per partition (transaction markers among them)")
+                            description="latest orders kept in memory, read from the order store at start")
+    store_poll_ms: int = Field(300, ge=50, description="how often the order store is asked for what changed")
     refresh_ms: int = Field(1000, ge=200, description="how often the page polls /api/state without a stream")
     stream_interval_ms: int = Field(500, ge=50, description="a stream sends changes at most this often")
     stream_heartbeat_seconds: float = Field(10, gt=0, description="a comment on a quiet stream (finds gone clients)")
@@ -35,7 +37,8 @@ class Settings(BaseSettings):
     chart_window_seconds: int = Field(300, ge=10, le=3600, description="the orders-per-second chart's window")
     orders_api_url: str = Field("http://127.0.0.1:5002", description="where the shop page sends POST /order")
     feed_mode: FeedMode = Field(
-        "lazy", description="lazy: the Kafka reader starts on the first request; eager: in create_app; off: never",
+        "lazy", description="lazy: the readers (order store, Kafka) start on the first request; eager: in "
+        "create_app; off: never",
     )
     log_level: str = "INFO"
     operator: str = Field("operator", description="the operator's login name")

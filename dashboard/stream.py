@@ -86,9 +86,9 @@ def events(feed: Feed, streams: Streams, settings: Settings, sock: Any = None) -
         now = time.monotonic()
         if now - started >= settings.stream_max_seconds or client_gone(sock):
             return
-        if (feed.state.version, feed.connected, feed.last_error) != sent:
+        if feed.signature() != sent:
             data = feed.snapshot(since=since)
-            sent = (data["version"], data["feed"]["connected"], data["feed"]["error"])
+            sent = feed.signature(data)
             since = data["version"]
             yield message("state", data, since)
             last_write = now

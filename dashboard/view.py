@@ -1,12 +1,16 @@
 """The dashboard's view model: pure, no I/O, no locking (the feed serialises access).
 
-``DashboardState.apply(event)`` folds one parsed event into counts, a bounded set of the latest
-orders with their timeline, the latest analytics snapshot per scope and the charts' bounded series;
-the feed also records consumer lag and dead letters here. Events of one order may arrive in any
-order across topics. ``received`` counts ``OrderPlaced`` events only. Orders are ranked by their own
-time (an email outcome does not carry it, so one read before its order waits aside for it). An
-evicted order keeps only what was counted for it (among the last ``EVICTED_KEPT``), so a late or
-redelivered event neither brings it back nor counts it twice.
+What the order store says goes in as it is: its exact counters (``set_counts``) and its rows
+(``load_orders`` with the latest ones, ``apply_rows`` with those that changed since). A row is an
+order's whole state, so applying one twice, late or out of order changes nothing a newer one has
+not: a row replaces the held order only when its change number (``seq``) is newer. The latest
+``max_orders`` orders are held, ranked as the store ranks them (order time, then ``order_id``,
+newest first); an older order's change is not held. What Kafka says goes in beside it: the latest
+analytics snapshot per scope (``apply``), consumer lag and dead letters.
+
+The orders-per-second chart counts what the store's counters gained from one reading to the next
+(received, confirmed, rejected), at the time of that reading: exact however many orders there are,
+and in memory only the chart's window.
 
 ``to_json()`` returns plain JSON types, money as strings. Every change raises ``version``;
 ``to_json(since=v)`` carries only the orders changed after version ``v`` (and the ids of every held
@@ -17,51 +21,30 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
-from dashboard.order_view import OrderView, Step, iso, money
+from dashboard.order_view import OrderView, Step, fingerprint, iso, money
 from dashboard.series import Line, PerSecond
 from orderflow.analytics import merge
-from orderflow.events import AnalyticsSnapshot, DayTotals, EmailOutcome, OrderPlaced, OrderVerdict
+from orderflow.events import AnalyticsSnapshot, DayTotals
+from orderflow.store.rows import OrderRow
 
-__all__ = ["COUNTERS", "DashboardEvent", "DashboardState", "OrderView", "Step", "money"]
-
-DashboardEvent = OrderPlaced | OrderVerdict | EmailOutcome | AnalyticsSnapshot
+__all__ = ["COUNTERS", "DashboardState", "OrderView", "Step", "money"]
 
 COUNTERS = ("received", "confirmed", "rejected", "emails_sent", "emails_failed")
 RATE_SERIES = ("received", "confirmed", "rejected")
 RECENT_DEAD_LETTERS = 5
-EVICTED_KEPT = 4096  # evicted orders whose counted steps are remembered; also emails waiting for their order
-_COUNTER = {"verdict": {"confirmed": "confirmed", "rejected": "rejected"},
-            "email": {"sent": "emails_sent", "failed": "emails_failed"}}
 
-
-class Counted(NamedTuple):
-    """What the counters hold for an evicted order, whose details are dropped."""
-
-    received: bool
-    verdict: str | None
-    email: str | None
-
-
-def _status(step: Step | None) -> str | None:
-    return None if step is None else step.status
-
-
-def _keep(bounded: dict[str, Any], key: str, value: Any) -> None:
-    """Set ``key``, dropping the oldest key beyond ``EVICTED_KEPT``."""
-    bounded[key] = value
-    if len(bounded) > EVICTED_KEPT:
-        del bounded[next(iter(bounded))]
+SortKey = tuple[datetime, str]
 
 
 @dataclass
 class DashboardState:
-    """Counts, the latest ``max_orders`` orders (by received time), analytics per scope, charts, lag."""
+    """Counts, the latest ``max_orders`` orders, analytics per scope, charts, lag, dead letters."""
 
     max_orders: int = 200
     window_seconds: int = 300  # the orders-per-second chart
@@ -72,11 +55,8 @@ class DashboardState:
     dead_letters: dict[str, int] = field(default_factory=dict)  # dead-letter topic -> records
     version: int = field(default=0, init=False)
     _orders: dict[str, OrderView] = field(default_factory=dict, init=False, repr=False)
-    _heap: list[tuple[tuple[datetime, int], str]] = field(default_factory=list, init=False, repr=False)
-    _seq: int = field(default=0, init=False, repr=False)
+    _heap: list[tuple[SortKey, str]] = field(default_factory=list, init=False, repr=False)  # oldest on top
     _revenue_total: Decimal = field(default=Decimal("0.00"), init=False, repr=False)
-    _evicted: dict[str, Counted] = field(default_factory=dict, init=False, repr=False)
-    _early_emails: dict[str, Step] = field(default_factory=dict, init=False, repr=False)  # order not seen yet
 
     def __post_init__(self) -> None:
         if self.max_orders < 1:
@@ -85,22 +65,94 @@ class DashboardState:
         self._revenue = Line(self.revenue_points)
         self._recent_dead: deque[dict[str, Any]] = deque(maxlen=RECENT_DEAD_LETTERS)
 
-    def apply(self, event: DashboardEvent) -> None:
-        match event:
-            case OrderPlaced():
-                self._placed(event)
-            case OrderVerdict():
-                self._verdict(event)
-            case EmailOutcome():
-                self._email(event)
-            case AnalyticsSnapshot():
-                self._snapshot(event)
-            case _:
-                raise TypeError(f"not a dashboard event: {type(event).__name__}")
+    # -- from the order store ----------------------------------------------------------------------
 
-    def apply_all(self, events: Iterable[DashboardEvent]) -> None:
-        for event in events:
-            self.apply(event)
+    def set_counts(self, counts: Mapping[str, int], at: datetime, *, baseline: bool = False) -> None:
+        """The store's counters as read at ``at``. What received, confirmed and rejected gained since the
+        last reading is charted at ``at``, unless this reading is a ``baseline`` (the first one, or the
+        first after the store could not be read: what it gained meanwhile belongs to no one second)."""
+        new = {name: int(counts.get(name, 0)) for name in COUNTERS}
+        if not baseline:
+            for name in RATE_SERIES:
+                for _ in range(max(0, new[name] - self.counts[name])):
+                    self._rate.add(name, at)
+        if new != self.counts:
+            self.counts = new
+            self.version += 1
+
+    def load_orders(self, rows: Iterable[OrderRow]) -> None:
+        """Hold exactly the newest ``max_orders`` of ``rows`` (the store's latest orders); an order shown
+        as before keeps its version, so a reload sends only what it changed (and a row already held is
+        not read again)."""
+        before, changed = self._orders, False
+        views: list[OrderView] = []
+        for row in rows:
+            held = before.get(row.order_id)
+            view = held if held is not None and held.source == fingerprint(row) else OrderView.of(row)
+            if view is not None:
+                views.append(view)
+        self._orders = {}
+        for view in sorted(views, key=lambda v: v.sort_key, reverse=True)[:self.max_orders]:
+            held = before.get(view.order_id)
+            if held is not None and held == view:
+                held.seq, held.source = view.seq, view.source
+                self._orders[view.order_id] = held
+            else:
+                self._orders[view.order_id] = view
+                self._touch(view)
+                changed = True
+        if changed or set(before) != set(self._orders):
+            self.version += 1
+        self._heap = [(v.sort_key, v.order_id) for v in self._orders.values()]
+        heapq.heapify(self._heap)
+
+    def apply_rows(self, rows: Iterable[OrderRow]) -> None:
+        """Rows the store changed: each replaces its held order when newer, or joins the held orders
+        when it ranks among the newest ``max_orders``."""
+        for row in rows:
+            held = self._orders.get(row.order_id)
+            if held is not None and held.seq >= row.seq:
+                continue  # this change, or a later one, is shown already
+            if held is None and len(self._orders) >= self.max_orders and row.placed_at is not None \
+                    and (row.placed_at, row.order_id) <= self._oldest():
+                continue  # older than every held order: only the counts know it
+            view = OrderView.of(row)
+            if view is None:
+                continue  # no order in the row yet: it comes back when the order is read
+            if held is not None and held == view:
+                held.seq, held.source = view.seq, view.source
+                continue
+            self._orders[row.order_id] = view
+            if held is None or held.sort_key != view.sort_key:
+                heapq.heappush(self._heap, (view.sort_key, view.order_id))
+            self._touch(view)
+            self._evict()
+
+    def order(self, order_id: str) -> OrderView | None:
+        return self._orders.get(order_id)
+
+    def __len__(self) -> int:
+        return len(self._orders)
+
+    def orders(self) -> list[OrderView]:
+        """Held orders, newest first."""
+        return sorted(self._orders.values(), key=lambda o: o.sort_key, reverse=True)
+
+    # -- from Kafka --------------------------------------------------------------------------------
+
+    def apply(self, snap: AnalyticsSnapshot) -> None:
+        """An ``analytics_result`` snapshot: the latest value per scope is the truth."""
+        if not isinstance(snap, AnalyticsSnapshot):
+            raise TypeError(f"not an analytics snapshot: {type(snap).__name__}")
+        before = self.snapshots.get(snap.scope)
+        self.snapshots[snap.scope] = snap
+        self._revenue_total += snap.totals.revenue - (before.totals.revenue if before else Decimal("0"))
+        self._revenue.add(snap.occurred_at, money(self._revenue_total) or "0.00")
+        self.version += 1
+
+    def apply_all(self, snapshots: Iterable[AnalyticsSnapshot]) -> None:
+        for snap in snapshots:
+            self.apply(snap)
 
     def record_lag(self, service: str, topic: str, lag: dict[int, int] | None, at: datetime,
                    error: str | None = None) -> None:
@@ -120,15 +172,7 @@ class DashboardState:
         self._recent_dead.appendleft({"topic": topic, "partition": partition, "offset": offset, "at": iso(at),
                                       "error": error, "source": source})
 
-    def order(self, order_id: str) -> OrderView | None:
-        return self._orders.get(order_id)
-
-    def __len__(self) -> int:
-        return len(self._orders)
-
-    def orders(self) -> list[OrderView]:
-        """Held orders, newest first."""
-        return sorted(self._orders.values(), key=lambda o: o.sort_key, reverse=True)
+    # -- out ---------------------------------------------------------------------------------------
 
     def to_json(self, now: datetime | None = None, since: int = 0) -> dict[str, Any]:
         """Everything the page shows; ``now`` (UTC) anchors "today" and the per-second chart."""
@@ -161,105 +205,27 @@ class DashboardState:
                              "recent": list(self._recent_dead)},
         }
 
-    # -- folding -------------------------------------------------------------------------------
+    # -- holding the newest ------------------------------------------------------------------------
 
     def _touch(self, entry: OrderView) -> None:
         self.version += 1
         entry.version = self.version
 
-    def _count(self, name: str, before: str | None, status: str, at: datetime) -> bool:
-        """Move an order's step from ``before`` to ``status`` in the counters; False for a redelivery."""
-        if before == status:
-            return False
-        counter = _COUNTER[name]
-        if before is not None:  # a changed outcome moves the order from one counter to the other
-            self.counts[counter[before]] -= 1
-        elif name == "verdict":
-            self._rate.add(status, at)
-        self.counts[counter[status]] += 1
-        self.version += 1
-        return True
-
-    def _entry(self, order_id: str, when: datetime) -> OrderView | None:
-        """The held order (made if new, ranked by ``when``), or None when it is or at once gets evicted."""
-        entry = self._orders.get(order_id)
-        if entry is None and order_id not in self._evicted:
-            self._seq += 1
-            entry = OrderView(order_id, (when, self._seq), email=self._early_emails.pop(order_id, None))
-            self._orders[order_id] = entry
-            heapq.heappush(self._heap, (entry.sort_key, order_id))
-            self._evict()
-            entry = self._orders.get(order_id)  # gone again when older than every held order
-            if entry is not None:
-                self._touch(entry)
-        return entry
-
-    def _placed(self, order: OrderPlaced) -> None:
-        entry = self._entry(order.order_id, order.time)
-        if entry is None:
-            gone = self._evicted[order.order_id]
-            if gone.received:
-                return
-            self._evicted[order.order_id] = gone._replace(received=True)
-            self.version += 1  # only the counts change
-        else:
-            self._describe(entry, order)
-            if entry.received:
-                return
-            entry.received = True
-            self._touch(entry)
-        self.counts["received"] += 1
-        self._rate.add("received", order.time)
-
-    def _describe(self, entry: OrderView, order: OrderPlaced) -> None:
-        if entry.received_at is None:
-            entry.describe(order)
-            self._touch(entry)
-
-    def _verdict(self, verdict: OrderVerdict) -> None:
-        entry = self._entry(verdict.order_id, verdict.order.time)
-        if entry is None:
-            gone = self._evicted[verdict.order_id]
-            if self._count("verdict", gone.verdict, verdict.status, verdict.occurred_at):
-                self._evicted[verdict.order_id] = gone._replace(verdict=verdict.status)
-            return
-        self._describe(entry, verdict.order)  # a verdict carries its order
-        self._step(entry, "verdict", Step(verdict.status, verdict.occurred_at, verdict.reason))
-
-    def _email(self, outcome: EmailOutcome) -> None:
-        order_id = outcome.order_id
-        step = Step(outcome.status, outcome.occurred_at, outcome.error, outcome.attempts)
-        entry = self._orders.get(order_id)  # an email does not carry its order's time, so it makes no entry
-        if entry is not None:
-            self._step(entry, "email", step)
-        elif (gone := self._evicted.get(order_id)) is not None:
-            if self._count("email", gone.email, step.status, step.at):
-                self._evicted[order_id] = gone._replace(email=step.status)
-        else:  # read before its order: waits aside until the order or its verdict comes
-            early = self._early_emails.get(order_id)
-            if self._count("email", _status(early), step.status, step.at):
-                _keep(self._early_emails, order_id, step)
-
-    def _step(self, entry: OrderView, name: str, step: Step) -> None:
-        before: Step | None = getattr(entry, name)
-        if self._count(name, _status(before), step.status, step.at):  # else redelivered: the first stands
-            setattr(entry, name, step)
-            self._touch(entry)
-
-    def _snapshot(self, snap: AnalyticsSnapshot) -> None:
-        before = self.snapshots.get(snap.scope)
-        self.snapshots[snap.scope] = snap  # the latest value per key is the truth
-        self._revenue_total += snap.totals.revenue - (before.totals.revenue if before else Decimal("0"))
-        self._revenue.add(snap.occurred_at, money(self._revenue_total) or "0.00")
-        self.version += 1
+    def _oldest(self) -> SortKey:
+        """The sort key of the oldest held order (heap items of replaced or dropped orders skipped)."""
+        while True:
+            key, order_id = self._heap[0]
+            held = self._orders.get(order_id)
+            if held is not None and held.sort_key == key:
+                return key
+            heapq.heappop(self._heap)
 
     def _evict(self) -> None:
         while len(self._orders) > self.max_orders:
-            key, order_id = heapq.heappop(self._heap)
-            entry = self._orders.get(order_id)
-            if entry is not None and entry.sort_key == key:  # skip stale heap items
-                del self._orders[order_id]
-                _keep(self._evicted, order_id, Counted(entry.received, _status(entry.verdict), _status(entry.email)))
+            self._oldest()  # drops stale items from the top of the heap
+            _, order_id = heapq.heappop(self._heap)
+            del self._orders[order_id]
+            self.version += 1
         if len(self._heap) > 2 * self.max_orders + 64:
             self._heap = [(o.sort_key, o.order_id) for o in self._orders.values()]
             heapq.heapify(self._heap)

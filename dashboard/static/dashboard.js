@@ -131,12 +131,19 @@
     for (const id of orders.keys()) if (!held.has(id)) orders.delete(id);
     renderOrders(state.order_ids.map((id) => orders.get(id)).filter(Boolean));
 
+    const store = state.store || {};
+    const counted = store.ready || !store.running; // the store's counts, or a view without a store
     const c = state.counts;
-    setTile("received", c.received);
-    setTile("confirmed", c.confirmed);
-    setTile("rejected", c.rejected);
-    setTile("emails-sent", c.emails_sent);
-    setTile("emails-failed", c.emails_failed);
+    setTile("received", counted ? c.received : null);
+    setTile("confirmed", counted ? c.confirmed : null);
+    setTile("rejected", counted ? c.rejected : null);
+    setTile("emails-sent", counted ? c.emails_sent : null);
+    setTile("emails-failed", counted ? c.emails_failed : null);
+    const storeDown = store.running && !store.connected && store.error;
+    const problem = byId("store-problem");
+    setText(problem, storeDown ? `Store unavailable: the order store cannot be read (${store.error}). `
+      + (store.ready ? "Counts and orders are as last read." : "Counts and orders come once it can.") : null);
+    problem.hidden = !storeDown;
     const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
     setTile("revenue", money(state.totals.revenue), `over ${plural(state.totals.orders, "confirmed order")}`);
     setTile("aov", money(state.totals.average_order_value), "per confirmed order");
@@ -149,7 +156,8 @@
 
     const feed = state.feed || {};
     const how = live.mode === "stream" ? "live" : "live (polling)";
-    if (feed.connected) setFeed(how, "live");
+    if (storeDown) setFeed("store unavailable", "down", store.error);
+    else if (feed.connected) setFeed(how, "live");
     else setFeed("waiting for Kafka", "waiting", feed.error);
     setText(byId("updated-at"), new Date().toLocaleTimeString());
     live.messages += 1;

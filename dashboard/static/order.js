@@ -1,5 +1,6 @@
 // One order's page: poll /api/orders/<id> and redraw its timeline until it reaches its last step
-// (or, for an order the dashboard does not hold, until it shows up or two minutes have passed).
+// (or, for an order the store does not have yet, until it shows up or two minutes have passed;
+// while the store cannot be read, 503, it says so and keeps trying).
 (() => {
   "use strict";
 
@@ -11,8 +12,14 @@
   const giveUpAt = Date.now() + 120000;
   let everFound = false;
 
+  function showProblem(text) {
+    setText(byId("order-problem-text"), text);
+    byId("order-problem").hidden = !text;
+  }
+
   function render(order) {
     everFound = true;
+    showProblem(null);
     byId("order-missing").hidden = true;
     byId("order-details").hidden = false;
     const stage = byId("order-stage");
@@ -52,7 +59,17 @@
     try {
       const response = await fetch(url, { cache: "no-store", headers: { Accept: "application/json" } });
       if (response.ok) done = render(await response.json());
-      else done = everFound || Date.now() > giveUpAt; // evicted after being shown, or never came
+      else if (response.status === 503) {
+        showProblem("The order store cannot be read right now (store unavailable); still trying.");
+        if (!everFound) byId("order-missing").hidden = true;
+      } else {
+        showProblem(null);
+        if (!everFound) {
+          byId("order-missing").hidden = false;
+          setText(byId("order-stage"), "not found");
+        }
+        done = everFound || Date.now() > giveUpAt; // never came
+      }
     } catch (error) {
       done = Date.now() > giveUpAt;
     }

@@ -6,6 +6,10 @@ timeout, and real transactions: pysqlite's own transaction handling is switched 
 transaction starts with an explicit ``BEGIN`` (``BEGIN IMMEDIATE`` for the writer, which so holds the
 write lock from its first read). No pool: each use opens the file, so a file moved aside and rebuilt is
 the one every reader sees next. PostgreSQL: a pool whose connections are checked before use.
+
+A reader that must never write (the dashboard) asks for ``read_only``: SQLite opens the file with
+``mode=ro`` (a missing file is an error, never an empty database made in its place, and no pragma
+that writes is sent), PostgreSQL starts every transaction read-only.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
-from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy import URL, Engine, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
@@ -46,16 +51,31 @@ def sqlite_file(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def make_engine(settings: StoreSettings, *, writer: bool = False) -> Engine:
+def _read_only_sqlite_url(path: Path) -> URL:
+    """``path`` as an SQLite URI filename opened with ``mode=ro`` (pysqlite's ``uri=true``)."""
+    return make_url("sqlite://").set(database=f"file:{quote(str(path.absolute()))}",
+                                     query={"mode": "ro", "uri": "true"})
+
+
+def make_engine(settings: StoreSettings, *, writer: bool = False, read_only: bool = False) -> Engine:
     """An engine for ``settings.database_url``; ``writer``: SQLite transactions take the write lock at once
-    (a connection's execution options ``IMMEDIATE`` do the same for one connection)."""
+    (a connection's execution options ``IMMEDIATE`` do the same for one connection); ``read_only``: the
+    engine cannot write (see above)."""
+    if writer and read_only:
+        raise ValueError("an engine is either the writer's or read-only")
     path = sqlite_file(settings.database_url)
     if path is None:
         if make_url(settings.database_url).get_backend_name() == "sqlite":
             raise ValueError("the order store needs a file (sqlite:///<path>), not an in-memory database")
+        if read_only:
+            return create_engine(settings.database_url, pool_pre_ping=True,
+                                 connect_args={"options": "-c default_transaction_read_only=on"})
         return create_engine(settings.database_url, pool_pre_ping=True)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(settings.database_url, poolclass=NullPool)
+    if read_only:
+        engine = create_engine(_read_only_sqlite_url(path), poolclass=NullPool)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(settings.database_url, poolclass=NullPool)
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -63,8 +83,9 @@ def make_engine(settings: StoreSettings, *, writer: bool = False) -> Engine:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(settings.busy_timeout_ms)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.execute("PRAGMA synchronous = NORMAL")
+            if not read_only:  # the writer made the file WAL; a reader cannot change that
+                cursor.execute("PRAGMA journal_mode = WAL")
+                cursor.execute("PRAGMA synchronous = NORMAL")
         finally:
             cursor.close()
 

@@ -52,11 +52,14 @@ class OrderStore:
         self.engine = engine
 
     @classmethod
-    def open(cls, settings: StoreSettings, *, upgrade: bool = False) -> OrderStore:
+    def open(cls, settings: StoreSettings, *, upgrade: bool = False, read_only: bool = False) -> OrderStore:
         """The store at ``settings.database_url``; ``upgrade`` first brings its schema to the newest
-        revision (safe while the projector or other readers do the same). No connection is opened
-        before the first call unless ``upgrade``."""
-        engine = make_engine(settings)
+        revision (safe while the projector or other readers do the same); ``read_only``: never writes,
+        not even to make a missing SQLite file (which is then ``StoreUnavailable``, as are tables not
+        made yet). No connection is opened before the first call unless ``upgrade``."""
+        if upgrade and read_only:
+            raise ValueError("a read-only store cannot upgrade its schema")
+        engine = make_engine(settings, read_only=read_only)
         if upgrade:
             migrate(engine)
         return cls(engine)

@@ -1,8 +1,8 @@
 """The dashboard and the shop page in a real browser (Debian's Chromium through Playwright) over the whole stack.
 
 Processes as in production: the orders API under gunicorn (CORS open to the dashboard's origin), the three
-consumer services, the dashboard (``python -m dashboard``), a real broker and a real SMTP server. Screenshots
-go to ``test-artifacts/``.
+consumer services, the order store's projector, the dashboard (``python -m dashboard``, reading that store), a
+real broker and a real SMTP server. Screenshots go to ``test-artifacts/``.
 """
 
 from __future__ import annotations
@@ -67,11 +67,13 @@ def stack(kafka_bootstrap: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
                       ORDERS_CORS_ORIGINS=dashboard, ORDERS_RATE_LIMIT=f"{RATE_LIMIT}/minute",
                       EMAIL_SMTP_PORT=str(smtp.port), EMAIL_BACKOFF_SECONDS="0.1",
                       DASHBOARD_HOST="127.0.0.1", DASHBOARD_PORT=dashboard.rsplit(":", 1)[1],
-                      DASHBOARD_ORDERS_API_URL=api, DASHBOARD_LAG_SECONDS="1",
+                      DASHBOARD_ORDERS_API_URL=api, DASHBOARD_LAG_SECONDS="1", PROJECTOR_METRICS_PORT="0",
+                      STORE_DATABASE_URL=f"sqlite:///{tmp_path_factory.mktemp('store') / 'orders.sqlite3'}",
                       **operator_env())
     logs = tmp_path_factory.mktemp("logs")
     services = [ServiceProcess(m, env, logs).start()
-                for m in ("orders_backend", "transactions_backend", "email_backend", "analytics_backend", "dashboard")]
+                for m in ("orders_backend", "transactions_backend", "email_backend", "analytics_backend",
+                          "order_projector", "dashboard")]
     try:
         wait_until(lambda: answers(f"{api}/healthz") and answers(f"{dashboard}/healthz"), 90, what="the services")
         yield Stack(api, dashboard, kafka)
@@ -141,6 +143,9 @@ def test_an_order_from_the_shop_shows_up_live_on_the_dashboard(stack: Stack,
     revenue = dash.get_by_test_id("tile-revenue-value")
     expect(revenue).not_to_have_text("–")
     before = money(revenue.inner_text())
+    received = dash.get_by_test_id("tile-received-value")
+    expect(received).not_to_have_text("–")  # the order store's count, read
+    received_before = int(received.inner_text())
     dash.evaluate("window.notReloaded = true")
 
     shop = context.new_page()
@@ -174,6 +179,7 @@ def test_an_order_from_the_shop_shows_up_live_on_the_dashboard(stack: Stack,
     expect(row.locator('[data-step="emailed"]')).to_be_visible(timeout=SLOW)
     expect(row.locator('td[data-field="items"]')).to_have_text("Oak chair × 2, Reading lamp")
     expect(revenue).to_have_text(f"{before + Decimal('219.30'):,.2f}", timeout=SLOW)
+    expect(received).to_have_text(str(received_before + 1))
     assert dash.evaluate("window.notReloaded") is True  # all of it without a reload
     assert dash.evaluate("window.orderflowDashboard.mode") == "stream"
     expect(dash.locator('#lag-body tr[data-service="email_backend"]')).to_be_visible(timeout=SLOW)
@@ -183,6 +189,18 @@ def test_an_order_from_the_shop_shows_up_live_on_the_dashboard(stack: Stack,
     expect(dash.get_by_test_id("order-stage")).to_have_text("emailed")
     expect(dash.locator('#order-timeline [data-step="emailed"]')).to_be_visible()
     shoot(dash, "order.png")
+
+    dash.goto(f"{stack.dashboard}/")  # the customer's orders, found from the dashboard's search
+    dash.get_by_test_id("search-input").fill("u-browser")
+    dash.get_by_test_id("search-submit").click()
+    expect(dash.get_by_test_id("search-query")).to_have_text("u-browser")
+    found = dash.locator(f'[data-testid="history"] tr[data-order-id="{order_id}"]')
+    expect(found.locator('[data-step="emailed"]')).to_be_visible()
+    expect(found.locator("td.items")).to_have_text("Oak chair × 2, Reading lamp")
+    shoot(dash, "search.png")
+    dash.get_by_role("link", name="Orders", exact=True).click()  # the history, from the navigation
+    expect(dash.locator(f'[data-testid="history"] tr[data-order-id="{order_id}"]')).to_be_visible()
+    shoot(dash, "history.png")
     assert dialogs == []
 
 
@@ -225,6 +243,10 @@ def test_markup_in_a_product_name_is_shown_as_text(stack: Stack,
 
     page.goto(f"{stack.dashboard}/orders/{order_id}")
     expect(page.locator("#order-items-body td").first).to_have_text(f"Chair {EVIL}")
+    assert page.locator("main script").count() == 0
+
+    page.goto(f"{stack.dashboard}/history?q={order_id}")
+    expect(page.locator(f'tr[data-order-id="{order_id}"] td.items')).to_have_text(f"Chair {EVIL}")
     assert page.locator("main script").count() == 0
 
     seed_id = f"seed-{uuid.uuid4().hex[:8]}"  # the seed's shape: the shop's own fields beside the price

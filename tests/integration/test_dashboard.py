@@ -1,4 +1,5 @@
-"""The dashboard against a real broker: history on start, live updates, a broker that comes late."""
+"""The dashboard against a real broker and the order store its projector (``python -m order_projector``, a
+process of its own) keeps: history on start, live updates, a broker that comes late."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from dashboard import create_app
-from dashboard.feed import Feed
+from dashboard.app import DashboardApp
 from dashboard.settings import Settings
 from orderflow.events import (
     AnalyticsSnapshot,
@@ -28,8 +29,10 @@ from orderflow.events import (
 )
 from orderflow.kafka import Record, dead_letter, ensure_topics, make_producer, read_topic
 from orderflow.settings import KafkaSettings
+from orderflow.store import StoreSettings
 from orderflow.topics import ANALYTICS_RESULT, ORDER_CONFIRMED, ORDER_DETAILS, ORDER_EMAIL_SENT
-from tests.support import LocalKafka, free_port, operator_client, produce, wait_until
+from tests.integration.test_projector import projector_process, started
+from tests.support import LocalKafka, ServiceProcess, free_port, operator_client, produce, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -75,18 +78,42 @@ def snapshot(partition: int, orders: int, revenue: str, rejected: int = 0) -> tu
     return ANALYTICS_RESULT, snap.scope, snap.to_bytes()
 
 
-@pytest.fixture
-def dashboard_client() -> Iterator[Callable[..., FlaskClient]]:
-    feeds: list[Feed] = []
+class Dashboards:
+    """``make(kafka, ...)``: the dashboard over its own order store (an SQLite file unless ``store_url``), with
+    the projector filling that store from ``kafka`` (``projector=True``, the default); all stopped at the end."""
 
-    def make(kafka: KafkaSettings, **overrides: Any) -> FlaskClient:
-        app = create_app(Settings(kafka=kafka, **{"lag_seconds": 0, **overrides}))
-        feeds.append(app.feed)
+    def __init__(self, tmp_path: Path, logs: Path) -> None:
+        self.tmp_path, self.logs = tmp_path, logs
+        self.apps: list[DashboardApp] = []
+        self.projectors: list[ServiceProcess] = []
+
+    def make(self, kafka: KafkaSettings, store_url: str | None = None, projector: bool = True,
+             **overrides: Any) -> FlaskClient:
+        url = store_url or f"sqlite:///{self.tmp_path / f'store-{len(self.apps)}' / 'orders.sqlite3'}"
+        if projector:
+            self.start_projector(kafka, url)
+        app = create_app(Settings(kafka=kafka, store=StoreSettings(database_url=url),
+                                  **{"lag_seconds": 0, "store_poll_ms": 100, **overrides}))
+        self.apps.append(app)
         return operator_client(app)
 
-    yield make
-    for feed in feeds:
-        feed.stop()
+    def start_projector(self, kafka: KafkaSettings, store_url: str) -> None:
+        name = f"projector-{len(self.projectors)}"
+        self.projectors.append(started(projector_process(kafka, store_url, self.logs, name)))
+
+    def close(self) -> None:
+        for app in self.apps:
+            app.feed.stop()
+            app.store.close()
+        codes = {p.name: p.stop() for p in self.projectors}
+        assert all(code == 0 for code in codes.values()), {p.name: p.log()[-3000:] for p in self.projectors}
+
+
+@pytest.fixture
+def dashboards(tmp_path: Path, logs_dir: Path) -> Iterator[Dashboards]:
+    made = Dashboards(tmp_path, logs_dir)
+    yield made
+    made.close()
 
 
 def get_json(client: FlaskClient, path: str) -> dict[str, Any]:
@@ -103,8 +130,8 @@ def state_when(client: FlaskClient, predicate: Callable[[dict[str, Any]], bool],
     return wait_until(ready, WAIT, 0.2, what)  # type: ignore[no-any-return]
 
 
-def test_history_and_live_events_reach_the_page(kafka_settings: KafkaSettings,
-                                                dashboard_client: Callable[..., FlaskClient]) -> None:
+def test_history_and_live_events_reach_the_page(kafka_settings: KafkaSettings, dashboards: Dashboards,
+                                                store_url: str) -> None:
     emailed, rejected, bounced, waiting = (placed("o-1", "40.00", 1), placed("o-2", "5.00", 2),
                                            placed("o-3", "20.50", 3), placed("o-4", "9.99", 4))
     send(kafka_settings, [
@@ -112,17 +139,22 @@ def test_history_and_live_events_reach_the_page(kafka_settings: KafkaSettings,
         *events_for(rejected, "rejected", reason="card expired"),
         *events_for(bounced, "confirmed", email="failed"),
         (ORDER_DETAILS, waiting.order_id, waiting.to_bytes()),
-        (ORDER_DETAILS, "junk", b"{not an event"),  # skipped, not fatal
+        (ORDER_DETAILS, "junk", b"{not an event"),  # a dead letter of the projector's, not fatal
         snapshot(0, 1, "10.00"), snapshot(0, 1, "40.00"),  # the later value of a scope wins
         snapshot(1, 1, "20.50", rejected=1),
     ])
-    client = dashboard_client(kafka_settings)
+    client = dashboards.make(kafka_settings, store_url)
     assert get_json(client, "/healthz")["status"] == "ok"
 
     state = state_when(client, lambda s: s["counts"]["received"] == 4 and s["totals"]["scopes"] == 2
-                       and s["counts"]["emails_failed"] == 1, "the history on the dashboard")
+                       and s["counts"]["emails_failed"] == 1 and s["dead_letters"]["total"] == 1,
+                       "the history on the dashboard")
     assert state["counts"] == {"received": 4, "confirmed": 2, "rejected": 1, "emails_sent": 1, "emails_failed": 1}
-    assert state["feed"]["connected"] is True and state["feed"]["skipped"] == 1
+    assert state["feed"]["connected"] is True and state["feed"]["skipped"] == 0
+    assert state["store"]["connected"] is True and state["store"]["ready"] is True
+    assert state["dead_letters"]["topics"] == {"order_details.dlq": 1}
+    assert get_json(client, "/healthz") | {"streams": None} == {"status": "ok", "kafka": "connected",
+                                                                "store": "available", "streams": None}
     assert state["totals"] == {
         "orders": 2, "rejected": 1, "revenue": "60.50", "average_order_value": "30.25",
         "per_day": [{"day": "2025-03-01", "orders": 2, "revenue": "60.50"}], "scopes": 2,
@@ -144,46 +176,53 @@ def test_history_and_live_events_reach_the_page(kafka_settings: KafkaSettings,
     assert state["counts"] == {"received": 4, "confirmed": 3, "rejected": 1, "emails_sent": 2, "emails_failed": 1}
     assert state["totals"]["revenue"] == "70.49" and state["totals"]["average_order_value"] == "23.50"
     assert state["orders"][0]["order_id"] == "o-4" and state["orders"][0]["stage"] == "emailed"
+    assert get_json(client, "/api/orders/o-2")["verdict"]["reason"] == "card expired"
+    found = get_json(client, "/api/search?q=u-1")["orders"]
+    assert [o["order_id"] for o in found] == ["o-4", "o-3", "o-2", "o-1"]
 
 
-def test_history_is_bounded_to_the_latest_orders(kafka_settings: KafkaSettings,
-                                                 dashboard_client: Callable[..., FlaskClient]) -> None:
+def test_the_latest_orders_are_bounded_and_the_counts_are_not(kafka_settings: KafkaSettings,
+                                                               dashboards: Dashboards) -> None:
     orders = [placed(f"b-{i:02d}", "1.00", minute=i) for i in range(12)]
     send(kafka_settings, [(ORDER_DETAILS, o.order_id, o.to_bytes()) for o in orders], partition=0)
-    client = dashboard_client(kafka_settings, max_orders=5)
-    state = state_when(client, lambda s: s["feed"]["applied"] >= 5 and s["counts"]["received"] == 5,
-                       "the last five orders")
+    client = dashboards.make(kafka_settings, max_orders=5)
+    state = state_when(client, lambda s: s["counts"]["received"] == 12, "all twelve orders counted")
     assert [row["order_id"] for row in state["orders"]] == ["b-11", "b-10", "b-09", "b-08", "b-07"]
+    assert get_json(client, "/api/orders/b-00")["stage"] == "received"  # not held, still found
 
 
 @pytest.mark.skipif(shutil.which("java") is None, reason="starts its own broker")
-def test_dashboard_waits_for_a_broker_that_starts_late(tmp_path: Path,
-                                                       dashboard_client: Callable[..., FlaskClient]) -> None:
+def test_dashboard_waits_for_a_broker_that_starts_late(tmp_path: Path, dashboards: Dashboards) -> None:
     kafka = KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}", topic_prefix="late.", partitions=2)
-    client = dashboard_client(kafka)
+    store_url = f"sqlite:///{tmp_path / 'late' / 'orders.sqlite3'}"
+    client = dashboards.make(kafka, store_url, projector=False)  # the projector needs the broker to start
     assert get_json(client, "/healthz")["kafka"] == "unavailable"
     assert get_json(client, "/api/state")["counts"]["received"] == 0
     wait_until(lambda: get_json(client, "/api/state")["feed"]["error"], WAIT, 0.2, "a failed first attempt")
+    assert get_json(client, "/api/state")["store"]["error"]  # no store either, yet
 
     broker = LocalKafka(tmp_path / "kafka", int(kafka.bootstrap_servers.rsplit(":", 1)[1]), free_port())
     broker.start()
     try:
         ensure_topics(kafka)
+        dashboards.start_projector(kafka, store_url)
         order = placed("late-1", "3.00")
         send(kafka, events_for(order, "confirmed", email="sent"))
         state = state_when(client, lambda s: s["counts"]["emails_sent"] == 1, "the order once Kafka is up")
         assert state["feed"]["connected"] is True and state["orders"][0]["order_id"] == "late-1"
         assert get_json(client, "/healthz")["kafka"] == "connected"
+        assert get_json(client, "/healthz")["store"] == "available"
     finally:
-        client.application.feed.stop()
+        dashboards.close()
+        dashboards.apps, dashboards.projectors = [], []
         broker.stop()
 
 
 def test_an_operator_replays_dead_letters_from_the_dead_letter_page(
-        kafka_settings: KafkaSettings, dashboard_client: Callable[..., FlaskClient]) -> None:
+        kafka_settings: KafkaSettings, dashboards: Dashboards) -> None:
     dead = dead_letter(Record(kafka_settings.topic(ORDER_DETAILS), 1, 7, b"poison-1", b"{not json"), "json_invalid")
     produce(kafka_settings, dead.topic, [("poison-1", dead.value)])
-    client = dashboard_client(kafka_settings, feed_mode="off")
+    client = dashboards.make(kafka_settings, projector=False, feed_mode="off")
     page = client.get("/dead-letters")
     assert page.status_code == 200 and "poison-1" in page.text and "{not json" in page.text
     token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from dashboard.feed import Feed
 from dashboard.settings import Settings
 from orderflow.kafka import OffsetAndMetadata, TopicPartition, group_lag, make_consumer, peek_topics
 from orderflow.settings import KafkaSettings
+from orderflow.store import StoreSettings
 from orderflow.topics import (
     ANALYTICS_GROUP,
     EMAIL_GROUP,
@@ -29,11 +31,13 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def dashboard_client() -> Iterator[Callable[..., FlaskClient]]:
+def dashboard_client(tmp_path: Path) -> Iterator[Callable[..., FlaskClient]]:
+    """Dashboards whose order store is not there (no projector): what is looked at here is Kafka's."""
     feeds: list[Feed] = []
 
     def make(kafka: KafkaSettings, **overrides: Any) -> FlaskClient:
-        app = create_app(Settings(kafka=kafka, **overrides))
+        store = StoreSettings(database_url=f"sqlite:///{tmp_path / 'no-store' / 'orders.sqlite3'}")
+        app = create_app(Settings(kafka=kafka, store=store, **overrides))
         feeds.append(app.feed)
         return operator_client(app)
 

@@ -1,6 +1,6 @@
 """Live streams under gunicorn, as ``python -m dashboard`` runs them: threads, limits, gone clients, SIGTERM.
 
-No Kafka needed: the reader is off, the streams carry the (empty) state and heartbeats.
+No Kafka and no order store needed: the readers are off, the streams carry the (empty) state and heartbeats.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def dashboard(tmp_path: Path) -> Iterator[tuple[ServiceProcess, int]]:
     port = free_port()
     env = {"DASHBOARD_HOST": "127.0.0.1", "DASHBOARD_PORT": str(port), "DASHBOARD_FEED_MODE": "off",
            "DASHBOARD_THREADS": "4", "DASHBOARD_MAX_STREAMS": "2", "DASHBOARD_LAG_SECONDS": "0",
-           "DASHBOARD_STREAM_HEARTBEAT_SECONDS": "1", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1", **operator_env()}
+           "DASHBOARD_STREAM_HEARTBEAT_SECONDS": "1", "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
+           "STORE_DATABASE_URL": f"sqlite:///{tmp_path / 'store' / 'orders.sqlite3'}", **operator_env()}
     service = ServiceProcess("dashboard", env, tmp_path).start()
     try:
         wait_until(lambda: health(port) is not None, 60, what="the dashboard")
@@ -67,7 +68,8 @@ def test_streams_hold_threads_within_their_limit_and_end_when_clients_go(
         urllib.request.urlopen(third, timeout=5)
     assert refused.value.code == 503
     refused.value.close()  # else gunicorn 27's graceful close waits up to 2 s for us, on its main loop
-    assert health(port) == {"status": "ok", "kafka": "off", "streams": {"open": 2, "limit": 2}}  # threads left
+    assert health(port) == {"status": "ok", "kafka": "off", "store": "off",
+                            "streams": {"open": 2, "limit": 2}}  # threads left
     first.close()
     second.close()
     wait_until(lambda: (health(port) or {}).get("streams", {}).get("open") == 0, 10, 0.2, "streams of gone clients")

@@ -275,6 +275,8 @@ def test_the_containers_order_store_is_the_postgres_service() -> None:
     assert url.drivername == "postgresql+psycopg"  # the driver pyproject.toml installs
     assert (url.host, url.port, url.username, url.password, url.database) == \
         (name, 5432, env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"])
+    # The dashboard reads the store the projector writes.
+    assert SERVICES["services"]["dashboard"]["environment"]["STORE_DATABASE_URL"] == url.render_as_string(False)
     data = [v.split(":") for v in postgres["volumes"] if v.endswith(":/var/lib/postgresql/data")]
     assert data and data[0][0] in KAFKA["volumes"], "the database must be a named volume"
     assert "healthcheck" in postgres and not postgres.get("ports"), "no password worth the name: not published"

@@ -1,12 +1,13 @@
-"""dashboard.app with a hand-filled view and no Kafka: routes, page skeleton, assets, lazy feed."""
+"""dashboard.app with a hand-filled view, no Kafka and no order store: routes, page skeleton, assets, lazy feed."""
 
 from __future__ import annotations
 
 import re
+import tempfile
 import threading
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -18,27 +19,32 @@ from dashboard import create_app
 from dashboard.feed import Feed
 from dashboard.settings import Settings
 from dashboard.view import DashboardState
-from orderflow.events import OrderDetails, OrderPlaced, OrderVerdict
 from orderflow.kafka import Follower, KafkaError
 from orderflow.settings import KafkaSettings
-from tests.support import operator_client
+from orderflow.store import StoreSettings
+from tests.support import operator_client, wait_until
+from tests.unit.test_dashboard_view import Book, placed, shown, verdict
 
 STATIC = Path(dashboard.__file__).parent / "static"
 TEMPLATES = Path(dashboard.__file__).parent / "templates"
 EVIL = "<img src=x onerror=alert(1)>"
 
 
+def no_store() -> StoreSettings:
+    """A store that is not there (the dashboard opens it read-only, so it never makes one)."""
+    return StoreSettings(database_url=f"sqlite:///{tempfile.gettempdir()}/no-store-{uuid.uuid4().hex}/orders.sqlite3")
+
+
 def settings(**overrides: Any) -> Settings:
-    return Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"), **{"lag_seconds": 0, **overrides})
+    return Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"),
+                    **{"lag_seconds": 0, "store": no_store(), **overrides})
 
 
 @pytest.fixture
 def view() -> DashboardState:
-    order = OrderPlaced(order_id="o-1", user_id="u-1", user_email="ada@example.com",
-                        order_details=OrderDetails(price=Decimal("12.30")), total=Decimal("12.30"),
-                        time=datetime(2025, 3, 1, tzinfo=UTC))
+    order = placed("o-1", price="12.30", user_id="u-1")
     state = DashboardState(max_orders=10)
-    state.apply_all([order, OrderVerdict(order_id="o-1", status="rejected", reason=EVIL, order=order)])
+    shown(state, Book(), order, verdict(order, "rejected", EVIL))
     return state
 
 
@@ -50,7 +56,7 @@ def client(view: DashboardState) -> FlaskClient:
 def test_healthz(client: FlaskClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "kafka": "off", "streams": {"open": 0, "limit": 12}}
+    assert response.json == {"status": "ok", "kafka": "off", "store": "off", "streams": {"open": 0, "limit": 12}}
 
 
 def test_api_state_is_the_view_plus_the_feed_status(client: FlaskClient, view: DashboardState) -> None:
@@ -60,6 +66,8 @@ def test_api_state_is_the_view_plus_the_feed_status(client: FlaskClient, view: D
     body = response.json
     assert body is not None
     assert body["feed"] == {"running": False, "connected": False, "error": None, "applied": 0, "skipped": 0}
+    assert body["store"] == {"running": False, "connected": False, "ready": False, "error": None, "rows_read": 0,
+                             "loads": 0}
     expected = view.to_json()
     for key in ("version", "since", "counts", "totals", "orders", "order_ids", "max_orders", "lag", "dead_letters"):
         assert body[key] == expected[key], key
@@ -129,15 +137,20 @@ def failing_consumers(monkeypatch: pytest.MonkeyPatch) -> Iterator[threading.Eve
 def test_feed_starts_on_first_request_not_before(failing_consumers: threading.Event) -> None:
     app = create_app(settings(feed_mode="lazy"))
     feed: Feed = app.feed
-    assert not feed.running and not failing_consumers.is_set()
+    assert not feed.running and not failing_consumers.is_set() and feed.orders is not None
+    assert not feed.orders.running
     try:
         client = operator_client(app)
         assert client.get("/healthz").json["kafka"] == "unavailable"
-        assert feed.running and failing_consumers.wait(5)
-        assert client.get("/api/state").status_code == 200  # still answers while Kafka is away
+        assert feed.running and failing_consumers.wait(5) and feed.orders.running
+        wait_until(lambda: feed.orders.last_error, 5, 0.05, "the store's reader to fail")  # type: ignore[union-attr]
+        state = client.get("/api/state")  # still answers while Kafka and the store are away
+        assert state.status_code == 200 and state.json["store"]["connected"] is False
+        assert "unable to open database file" in state.json["store"]["error"]
+        assert client.get("/healthz").json["store"] == "unavailable"
     finally:
         feed.stop()
-    assert not feed.running
+    assert not feed.running and not feed.orders.running
 
 
 @pytest.mark.parametrize(("mode", "running"), [("eager", True), ("off", False)])
@@ -155,7 +168,9 @@ def test_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DASHBOARD_PORT", "9100")
     monkeypatch.setenv("DASHBOARD_MAX_ORDERS", "50")
     monkeypatch.setenv("KAFKA_TOPIC_PREFIX", "p.")
+    monkeypatch.setenv("STORE_DATABASE_URL", "sqlite:////tmp/elsewhere/orders.sqlite3")
     loaded = Settings()
+    assert loaded.store.database_url == "sqlite:////tmp/elsewhere/orders.sqlite3" and loaded.store_poll_ms == 300
     # This machine only by default: the pages show customers' data and ask for no password.
     assert (loaded.port, loaded.max_orders, loaded.host, loaded.kafka.topic_prefix) == (9100, 50, "127.0.0.1", "p.")
     monkeypatch.setenv("DASHBOARD_HOST", "0.0.0.0")

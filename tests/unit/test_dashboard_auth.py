@@ -38,8 +38,9 @@ def test_every_route_but_the_open_ones_refuses_a_stranger() -> None:
     app = app_with()
     client = app.test_client()
     rules = [rule for rule in app.url_map.iter_rules() if rule.rule not in OPEN]
-    assert {r.rule for r in rules} >= {"/", "/api/state", "/api/stream", "/orders/<order_id>", "/topics",
-                                       "/dead-letters", "/dead-letters/<source>/replay", "/logout"}
+    assert {r.rule for r in rules} >= {"/", "/api/state", "/api/stream", "/orders/<order_id>",
+                                       "/api/orders/<order_id>", "/history", "/api/history", "/api/search",
+                                       "/topics", "/dead-letters", "/dead-letters/<source>/replay", "/logout"}
     for rule in rules:
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             response = client.open(fill(rule.rule), method=method)

@@ -37,7 +37,7 @@ def test_one_round_records_every_group_and_shows_a_failure() -> None:
 def test_the_watcher_runs_and_stops_with_the_feed() -> None:
     rounds = []
     watcher = LagWatcher(KAFKA, every=0.01, lag_of=lambda service, topic: rounds.append(service) or {0: 0})
-    feed = Feed(KAFKA, DashboardState(), history=10, consumer_factory=lambda: FakeConsumer(topic_log([])),
+    feed = Feed(KAFKA, DashboardState(), consumer_factory=lambda: FakeConsumer(topic_log([])),
                 poll_timeout_ms=10, lag=watcher)
     feed.start()
     try:

@@ -7,12 +7,12 @@ from decimal import Decimal
 
 import pytest
 
-from dashboard.order_view import ITEMS_KEPT
+from dashboard.order_view import ITEMS_KEPT, OrderView
 from dashboard.series import Line, PerSecond
 from dashboard.view import DashboardState
 from orderflow.analytics import merge
 from orderflow.events import LineItem, OrderDetails, OrderPlaced
-from tests.unit.test_dashboard_view import T0, email, placed, snapshot, verdict
+from tests.unit.test_dashboard_view import T0, Book, email, placed, shown, snapshot, verdict
 
 
 def at(seconds: float) -> datetime:
@@ -69,23 +69,24 @@ def test_revenue_line_ends_at_the_merged_analytics_total() -> None:
 
 def test_rate_chart_counts_receipts_and_verdicts_once() -> None:
     order = placed("o1")
-    state = DashboardState(window_seconds=10)
-    state.apply_all([order, order, verdict(order), verdict(order), verdict(order, "rejected")])
+    state, book = DashboardState(window_seconds=10), Book()
+    state.set_counts(book.counts, T0, baseline=True)
+    shown(state, book, order, order, verdict(order), verdict(order), verdict(order, "rejected"), at=order.time)
     chart = state.to_json(now=order.time + timedelta(seconds=1))["charts"]["orders_per_second"]
     assert sum(chart["received"]) == 1 and chart["received"][-2] == 1
-    assert sum(chart["confirmed"]) == 1 and sum(chart["rejected"]) == 0  # a changed verdict is not a new one
+    assert sum(chart["confirmed"]) == 1 and sum(chart["rejected"]) == 0  # a second verdict is not a new one
 
 
 def test_to_json_since_a_version_carries_only_what_changed() -> None:
     a, b = placed("a", minute=1), placed("b", minute=2)
-    state = DashboardState()
-    state.apply_all([a, b])
+    state, book = DashboardState(), Book()
+    shown(state, book, a, b)
     full = state.to_json()
     assert full["since"] == 0 and {o["order_id"] for o in full["orders"]} == {"a", "b"}
     version = full["version"]
-    state.apply(b)  # a repeat changes nothing
+    shown(state, book, b)  # a repeat changes nothing
     assert state.version == version and state.to_json(since=version)["orders"] == []
-    state.apply(verdict(a))
+    shown(state, book, verdict(a))
     diff = state.to_json(since=version)
     assert [o["order_id"] for o in diff["orders"]] == ["a"] and diff["orders"][0]["stage"] == "confirmed"
     assert diff["order_ids"] == ["b", "a"] and diff["version"] > version
@@ -97,15 +98,32 @@ def test_durations_and_items_of_an_order() -> None:
     details = OrderDetails(items=items)
     order = OrderPlaced(order_id="big", user_id="u", user_email="ada@example.com", order_details=details,
                         total=details.total, time=T0)
-    state = DashboardState()
-    state.apply_all([order, verdict(order, after=2), email(order, after=5)])
+    state, book = DashboardState(), Book()
+    shown(state, book, order, verdict(order, after=2), email(order, after=5))
     row = state.to_json()["orders"][0]
     assert len(row["items"]) == ITEMS_KEPT and row["more_items"] == 3
     assert row["items"][0] == {"product": "p0", "quantity": 1, "unit_price": "1.50"}
     assert (row["verdict"]["took_ms"], row["email"]["took_ms"]) == (2000, 3000)
     skewed = placed("skew")
-    state.apply(verdict(skewed, after=-1))  # the deciding host's clock is behind the API's
+    shown(state, book, verdict(skewed, after=-1))  # the deciding host's clock is behind the API's
     assert state.order("skew").to_json()["verdict"]["took_ms"] == 0  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(("details", "summary"), [
+    ({"items": [{"product": "Oak chair", "quantity": 2, "unit_price": "1.00"},
+                {"product": "Lamp", "quantity": 1, "unit_price": "1.00"}]}, "Oak chair × 2, Lamp"),
+    ({"price": "5.00", "product": "stool <b>", "quantity": 3}, "stool <b> × 3"),
+    ({"price": "5.00", "product": "stool", "quantity": 1}, "stool"),
+    ({"price": "5.00", "size": "L", "colour": "oak"}, "size: L, colour: oak"),
+    ({"price": "5.00"}, "single price"),
+])
+def test_what_was_ordered_in_one_line(details: dict, summary: str) -> None:  # type: ignore[type-arg]
+    parsed = OrderDetails.model_validate(details)
+    order = OrderPlaced(order_id="s", user_id="u", user_email="ada@example.com", order_details=parsed,
+                        total=parsed.total, time=T0)
+    [row] = Book().add(order)
+    view = OrderView.of(row)
+    assert view is not None and view.summary() == summary  # as static/common.js writes it on the live page
 
 
 def test_today_comes_from_the_analytics_day_of_now() -> None:

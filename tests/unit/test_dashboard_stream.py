@@ -17,12 +17,12 @@ from dashboard.stream import Streams, client_gone, message
 from dashboard.view import DashboardState
 from orderflow.settings import KafkaSettings
 from tests.support import operator_client
-from tests.unit.test_dashboard_view import placed, verdict
+from tests.unit.test_dashboard_view import Book, placed, shown, verdict
 
 
-def make_app(**overrides: Any) -> Flask:
+def make_app(book: Book | None = None, **overrides: Any) -> Flask:
     state = DashboardState()
-    state.apply_all([placed("a", minute=1), placed("b", minute=2)])
+    shown(state, book or Book(), placed("a", minute=1), placed("b", minute=2))
     options = {"feed_mode": "off", "lag_seconds": 0, "stream_interval_ms": 50, "stream_heartbeat_seconds": 0.3,
                **overrides}
     return create_app(Settings(kafka=KafkaSettings(bootstrap_servers="127.0.0.1:1"), **options), view=state)
@@ -55,7 +55,8 @@ def test_message_is_one_server_sent_event() -> None:
 
 
 def test_stream_sends_the_state_then_only_what_changed_then_heartbeats() -> None:
-    app = make_app()
+    book = Book()
+    app = make_app(book)
     feed: Feed = app.feed
     response = operator_client(app).get("/api/stream", buffered=False)
     assert response.status_code == 200 and response.mimetype == "text/event-stream"
@@ -67,7 +68,7 @@ def test_stream_sends_the_state_then_only_what_changed_then_heartbeats() -> None
         assert first["since"] == 0 and [o["order_id"] for o in first["orders"]] == ["b", "a"]
         assert first["feed"]["running"] is False
         with feed.lock:
-            feed.state.apply(verdict(placed("a", minute=1)))
+            shown(feed.state, book, verdict(placed("a", minute=1)))
         diff = events.next_state()
         assert diff["since"] == first["version"] and [o["order_id"] for o in diff["orders"]] == ["a"]
         assert diff["orders"][0]["stage"] == "confirmed" and diff["order_ids"] == ["b", "a"]
