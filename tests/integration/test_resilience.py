@@ -21,7 +21,7 @@ from orderflow.kafka import make_producer, read_topic
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ANALYTICS_RESULT, ORDER_CONFIRMED, ORDER_DETAILS, ORDER_EMAIL_SENT
 from orders_backend.orders import place
-from tests.support import ServiceProcess, SmtpSink, free_port, read_models, service_env, wait_until
+from tests.support import ServiceProcess, SmtpSink, free_port, read_models, service_env, store_env, wait_until
 
 pytestmark = pytest.mark.integration
 CONSUMERS = ("transactions_backend", "email_backend", "analytics_backend")
@@ -72,13 +72,14 @@ class Pipeline:
         self.api_port = free_port()
         env = service_env(settings, EMAIL_SMTP_PORT=str(smtp.port), EMAIL_BACKOFF_SECONDS="0.2",
                           EMAIL_ATTEMPTS="8", ORDERS_PORT=str(self.api_port), ORDERS_HOST="127.0.0.1",
-                          ORDERS_PUBLISH_TIMEOUT_SECONDS="2")
+                          ORDERS_PUBLISH_TIMEOUT_SECONDS="2", **store_env(logs))
         self.services = {m: ServiceProcess(m, env, logs) for m in CONSUMERS}
         for i in range(1, analytics_replicas):
             self.services[f"analytics_backend_{i}"] = ServiceProcess(
                 "analytics_backend", {**env, "KAFKA_REPLICA_ID": f"{settings.replica_id}-{i}"}, logs,
                 name=f"analytics_backend_{i}")
-        if api:
+        if api:  # and the projector, whose order store the API reads
+            self.services["order_projector"] = ServiceProcess("order_projector", env, logs)
             self.services["orders_backend"] = ServiceProcess("orders_backend", env, logs)
         self.api = f"http://127.0.0.1:{self.api_port}"
 
