@@ -156,7 +156,7 @@ class Totals(BaseModel):
     revenue: Decimal = Decimal("0.00")
     per_day: dict[date, DayTotals] = Field(default_factory=dict)
 
-    @computed_field  # type: ignore[prop-decorator]
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form over a property
     @property
     def average_order_value(self) -> Decimal:
         if not self.orders_count:
