@@ -2,7 +2,8 @@
 
     python -m bench                       # everything, 3 rounds (what `make bench` runs)
     python -m bench --quick               # 1 round, small backlogs: to check the bench itself
-    python -m bench --only http,e2e       # some steps: broker, stages, http, e2e
+    python -m bench --only http,e2e       # some steps: broker, stages, http, e2e, soak
+    python -m bench --only soak --soak-kills 3    # the broker SIGKILL soak, shorter
 """
 
 from __future__ import annotations
@@ -19,13 +20,14 @@ from pathlib import Path
 
 from kafka.record import util as crc32c_util
 
-from bench import e2e, http_ladder, kafkatools, stages
+from bench import e2e, http_ladder, kafkatools, soak, stages
 from bench.common import RESULTS, Report, Samples, quiet_logs, say
 from bench.table import render, render_targets, targets
 from devtools.localkafka import LocalKafka, free_port
 from orderflow.settings import KafkaSettings
 
-STEPS = ("broker", "stages", "http", "e2e")
+STEPS = ("broker", "stages", "http", "e2e", "soak")
+OWN_BROKER = {"soak"}  # steps that start (and kill) a broker of their own
 
 
 def parse_configs(text: str) -> list[tuple[str, int, int]]:
@@ -51,6 +53,10 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                    help="worker_class:workers:threads,... the first is the shipped default (full ladder)")
     p.add_argument("--e2e-seconds", type=float, default=8.0)
     p.add_argument("--partitions", type=int, default=6)
+    p.add_argument("--soak-kills", type=int, default=10, help="broker SIGKILLs in the soak")
+    p.add_argument("--soak-downs", default="3,3,3,3,70,3,3,3,3,3",
+                   help="seconds the broker stays down after each kill (repeated as needed)")
+    p.add_argument("--soak-rate", type=float, default=30.0, help="orders/s posted during the soak")
     p.add_argument("--quick", action="store_true", help="1 round, small backlogs, short loads")
     p.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     p.add_argument("--bootstrap", help=argparse.SUPPRESS)  # a broker already running (bench development)
@@ -59,6 +65,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.rounds, args.perf_records, args.backlog, args.email_backlog = 1, 50_000, 10_000, 1_500
         args.http_seconds, args.e2e_seconds = 2.0, 4.0
+        args.soak_kills, args.soak_downs = 3, "3"
     return args
 
 
@@ -68,9 +75,8 @@ def keep_logs(work: Path, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for log in work.glob("*.log"):
         shutil.copy(log, dest / log.name)
-    broker_log = work / "kafka" / "server.log"
-    if broker_log.exists():
-        shutil.copy(broker_log, dest / "kafka-server.log")
+    for broker_log in work.glob("*kafka/server.log"):  # the shared broker's, the soak's
+        shutil.copy(broker_log, dest / f"{broker_log.parent.name}-server.log")
 
 
 def _interrupted(signum: int, frame: object) -> None:
@@ -97,6 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         broker = None
         if args.bootstrap:
             bootstrap, broker_pid = args.bootstrap, args.broker_pid or 0
+        elif set(steps) <= OWN_BROKER:
+            bootstrap, broker_pid = "127.0.0.1:9", 0  # no shared broker needed
         else:
             say("starting Kafka (one KRaft node) on free ports")
             broker = LocalKafka(work / "kafka", free_port(), free_port()).start()
@@ -117,6 +125,9 @@ def main(argv: list[str] | None = None) -> int:
                                     connections=args.http_connections, configs=parse_configs(args.http_configs))
                 elif step == "e2e":
                     e2e.run(report, base, work, broker_pid, rounds=args.rounds, seconds=args.e2e_seconds)
+                elif step == "soak":
+                    soak.run(report, base, work, kills=args.soak_kills, rate=args.soak_rate,
+                             downs=[float(d) for d in args.soak_downs.split(",")])
                 report.facts[f"step_seconds_{step}"] = round(time.monotonic() - began, 1)
                 report.facts["targets"] = targets(report)
                 report.write(args.out)
