@@ -52,10 +52,16 @@ loglevel = _settings.log_level.lower()
 
 def on_starting(server: object) -> None:
     configure_logging(_settings.log_level)
+    # On a thread of the master: a broker that is away must not keep the API from listening and
+    # answering 503 meanwhile. The topics are provisioned once the broker answers.
+    threading.Thread(target=_provision_topics, name="provision-topics", daemon=True).start()
+
+
+def _provision_topics() -> None:
     try:
-        ensure_topics(_settings.kafka, timeout=30)
-    except Exception as exc:  # noqa: BLE001 - the API still starts; publishing answers 503 until Kafka is up
-        logging.getLogger("orders_backend").warning("topics not provisioned at start: %s", exc)
+        ensure_topics(_settings.kafka, timeout=None)
+    except Exception as exc:  # noqa: BLE001 - the API still serves; publishing answers 503 until the topics exist
+        logging.getLogger("orders_backend").warning("topics not provisioned: %s", exc)
 
 
 def post_fork(server: object, worker: object) -> None:
@@ -68,7 +74,7 @@ def post_worker_init(worker: Any) -> None:
     # for the connection, metadata and producer id. If the broker is down, the first order tries again.
     publisher = getattr(worker.wsgi, "publisher", None)  # None under bench/ladder_app's plain Flask apps
     if publisher is not None:
-        threading.Thread(target=publisher.connected, name="kafka-connect", daemon=True).start()
+        threading.Thread(target=publisher.connect, name="kafka-connect", daemon=True).start()
 
 
 def child_exit(server: object, worker: Any) -> None:

@@ -10,6 +10,8 @@ follow        ``Follower``: topics followed on a thread, without a consumer grou
 batch         what the stage loop hands a processor; ``parse``
 deadletters   ``<topic>.dlq``: the headers, ``dead_letter``, listing and ``replay``
 writers       ``BatchWriter`` (outputs + offsets, one transaction) and ``AckedWriter``
+publisher     ``RecordPublisher``: request threads writing one record at a time, each acknowledged; readiness
+workarounds   the one module that reads kafka-python's insides: stuck producers, bounded transactional calls
 stage         ``Stage``: the consume-process-produce loop of every consumer service
 peek          offsets and newest records of topics, for people
 table         a topic held in memory by key, with read-your-writes
@@ -33,6 +35,7 @@ from orderflow.kafka.errors import BrokerUnavailable, KafkaError, describe, fenc
 from orderflow.kafka.follow import Follower, TopicsMissing
 from orderflow.kafka.peek import TopicPeek, peek_topics
 from orderflow.kafka.provision import ensure_topics
+from orderflow.kafka.publisher import KafkaDown, RecordPublisher
 from orderflow.kafka.reading import end_offsets, group_lag, keys_by_partition, read_range, read_topic
 from orderflow.kafka.records import Output, Record, text_key
 from orderflow.kafka.stage import Stage
@@ -40,10 +43,10 @@ from orderflow.kafka.table import SharedProbe, TableNotReady, TopicTable
 from orderflow.kafka.writers import AckedWriter, BatchWriter
 
 __all__ = [
-    "AckedWriter", "Backoff", "BatchWriter", "BrokerUnavailable", "DeadLetter", "Follower", "Inbound", "KafkaError",
-    "OffsetAndMetadata", "Output", "Processor", "Record", "SharedProbe", "Stage", "TableNotReady", "TopicPartition",
-    "TopicPeek", "TopicTable", "TopicsMissing", "client_config", "dead_letter", "dead_letters", "describe",
-    "end_offsets", "ensure_topics", "fenced", "group_lag", "keys_by_partition", "make_admin", "make_consumer",
-    "make_producer", "offsets", "parse", "parse_value", "partition_for", "peek_topics", "publish", "read_range",
-    "read_topic", "replay", "text_key",
+    "AckedWriter", "Backoff", "BatchWriter", "BrokerUnavailable", "DeadLetter", "Follower", "Inbound", "KafkaDown",
+    "KafkaError", "OffsetAndMetadata", "Output", "Processor", "Record", "RecordPublisher", "SharedProbe", "Stage",
+    "TableNotReady", "TopicPartition", "TopicPeek", "TopicTable", "TopicsMissing", "client_config", "dead_letter",
+    "dead_letters", "describe", "end_offsets", "ensure_topics", "fenced", "group_lag", "keys_by_partition",
+    "make_admin", "make_consumer", "make_producer", "offsets", "parse", "parse_value", "partition_for",
+    "peek_topics", "publish", "read_range", "read_topic", "replay", "text_key",
 ]
