@@ -70,6 +70,9 @@ class Confirmations:
         self.sent: dict[int, dict[str, EmailSent]] = {}
 
     def restore(self, partitions: Sequence[int]) -> dict[int, int]:
+        # Notes of a batch given up on may still be on their way (the broker was away): the log is read
+        # only once they are in it, or an email they note would be sent again.
+        self.notes.flush()
         self.recorded.update(keys_by_partition(self.kafka, self.out_topic, partitions))
         self.sent.update({p: {} for p in partitions})
         for r in read_topic(self.kafka, self.log_topic, partitions=list(partitions)):
@@ -137,7 +140,7 @@ def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
     metrics.serve(settings, metrics.STAGE, metrics.EMAIL)
-    ensure_topics(settings.kafka)
+    ensure_topics(settings.kafka, timeout=None)  # a broker away at start-up is waited for
     mailer = Mailer(
         settings.smtp_host, settings.smtp_port, username=settings.smtp_username,
         password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,

@@ -68,7 +68,7 @@ def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
     metrics.serve(settings, metrics.STAGE, metrics.TRANSACTIONS)
-    ensure_topics(settings.kafka)
+    ensure_topics(settings.kafka, timeout=None)  # a broker away at start-up is waited for
     limits = Limits(settings.max_order_total, settings.max_quantity_per_item)
     Stage(
         name="transactions_backend", settings=settings.kafka, input_topic=settings.kafka.topic(ORDER_DETAILS),

@@ -9,7 +9,7 @@ from typing import Any
 
 from orderflow.kafka.backoff import Backoff
 from orderflow.kafka.clients import make_admin
-from orderflow.kafka.errors import KafkaError, TopicAlreadyExistsError
+from orderflow.kafka.errors import KafkaError, SaslAuthenticationFailedError, TopicAlreadyExistsError, describe
 from orderflow.settings import KafkaSettings
 from orderflow.topics import CO_PARTITIONED, TopicSpec, pipeline_topics
 
@@ -17,23 +17,24 @@ log = logging.getLogger(__name__)
 
 
 def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec] | None = None,
-                  timeout: float = 60.0) -> None:
+                  timeout: float | None = 60.0) -> None:
     """Create the pipeline's topics if they are missing (idempotent, safe from several processes).
 
-    Existing topics are left as they are, so it then checks that the co-partitioned ones
-    (``orderflow.topics.CO_PARTITIONED``) have one partition count, and raises ``RuntimeError`` if not.
+    Waits up to ``timeout`` s for the broker (None: as long as it takes; a wrong credential still
+    fails at once). Existing topics are left as they are, so it then checks that the co-partitioned
+    ones (``orderflow.topics.CO_PARTITIONED``) have one partition count, and raises ``RuntimeError`` if not.
     """
     wanted = list(specs) if specs is not None else pipeline_topics(settings.partitions, settings.topic_prefix)
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + timeout if timeout is not None else float("inf")
     backoff = Backoff(0.5, 2.0)
     while True:
         try:
             admin = make_admin(settings)
             break
-        except KafkaError:
-            if time.monotonic() > deadline:
+        except KafkaError as exc:
+            if isinstance(exc, SaslAuthenticationFailedError) or time.monotonic() > deadline:
                 raise
-            log.warning("broker not reachable yet, retrying topic provisioning")
+            log.warning("broker not reachable yet (%s), retrying topic provisioning", describe(exc))
             backoff.wait(time.sleep)
     try:
         existing = set(admin.list_topics())
