@@ -44,17 +44,28 @@ worker_class = "gthread"
 threads = _settings.threads
 timeout = 30
 graceful_timeout = 10
+START_PROVISIONING_SECONDS = 5.0
 control_socket_disable = True  # several gunicorns run side by side here
 accesslog = None
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 
 
+_provision_in_workers = False  # set when the master could not provision the topics
+
+
 def on_starting(server: object) -> None:
+    global _provision_in_workers
     configure_logging(_settings.log_level)
-    # On a thread of the master: a broker that is away must not keep the API from listening and
-    # answering 503 meanwhile. The topics are provisioned once the broker answers.
-    threading.Thread(target=_provision_topics, name="provision-topics", daemon=True).start()
+    # Briefly: a broker that is away must not keep the API from listening and answering 503 meanwhile.
+    # Not on a thread of the master either: it forks the workers, and a fork while another thread works
+    # with Kafka can leave a worker blocked on a lock that thread held. The workers take over instead.
+    try:
+        ensure_topics(_settings.kafka, timeout=START_PROVISIONING_SECONDS)
+    except Exception as exc:  # noqa: BLE001 - the API still starts; publishing answers 503 until Kafka is up
+        _provision_in_workers = True
+        logging.getLogger("orders_backend").warning("topics not provisioned at start (%s); the workers go on "
+                                                    "trying", exc)
 
 
 def _provision_topics() -> None:
@@ -75,6 +86,8 @@ def post_worker_init(worker: Any) -> None:
     publisher = getattr(worker.wsgi, "publisher", None)  # None under bench/ladder_app's plain Flask apps
     if publisher is not None:
         threading.Thread(target=publisher.connect, name="kafka-connect", daemon=True).start()
+    if _provision_in_workers:
+        threading.Thread(target=_provision_topics, name="provision-topics", daemon=True).start()
 
 
 def child_exit(server: object, worker: Any) -> None:
