@@ -163,11 +163,11 @@ def run(report: Report, base: KafkaSettings, work: Path, *, kills: int, downs: l
             watching = threading.Thread(target=lambda out=through, w=written, by=origin + wait: out.append(
                 through_every_stage(settings, w[1], w[2], by) if w else None))
             watching.start()
-            # Any 2xx after the restart counts, even one before the probe's ack: the broker took that write.
-            first = clients.first_2xx_after(restarted)
+            # Any 201 after the restart counts, even one before the probe's ack: the broker took that write.
+            first = clients.first_201_after(restarted)
             while first is None and time.monotonic() < origin + wait:
                 time.sleep(0.1)
-                first = clients.first_2xx_after(restarted)
+                first = clients.first_201_after(restarted)
             watching.join()
             stages = through[0] if through else None
             answered = clients.answers_between(killed, origin)

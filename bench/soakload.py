@@ -31,6 +31,7 @@ class Clients:
     threads: int = 4
     attempts: list[Attempt] = field(default_factory=list)
     accepted: dict[str, float] = field(default_factory=dict)  # order_id -> when its 2xx arrived
+    created: list[float] = field(default_factory=list)  # when each 201 arrived
     pending: set[str] = field(default_factory=set)  # posted, not yet answered 2xx
 
     def __post_init__(self) -> None:
@@ -94,6 +95,8 @@ class Clients:
                 self.attempts.append(Attempt(order_id, started, ended, status))
                 if 200 <= status < 300:
                     self.accepted[order_id] = ended
+                    if status == 201:
+                        self.created.append(ended)
                     self.pending.discard(order_id)
             if 200 <= status < 300:
                 order_id = None
@@ -102,9 +105,11 @@ class Clients:
         if conn is not None:
             conn.close()
 
-    def first_2xx_after(self, when: float) -> float | None:
+    def first_201_after(self, when: float) -> float | None:
+        """When the first order after ``when`` was acknowledged by the broker (201; a 200 for a repeat can
+        come from what the API has already read, without the broker)."""
         with self._lock:
-            times = [t for t in self.accepted.values() if t >= when]
+            times = [t for t in self.created if t >= when]
         return min(times) if times else None
 
     def answers_between(self, begin: float, end: float) -> list[Attempt]:
