@@ -72,7 +72,7 @@ def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
     metrics.serve(settings, metrics.STAGE)
-    ensure_topics(settings.kafka)
+    ensure_topics(settings.kafka, timeout=None)  # a broker away at start-up is waited for
     Stage(
         name="analytics_backend", settings=settings.kafka, input_topic=settings.kafka.topic(ORDER_CONFIRMED),
         model=OrderVerdict, processor=RunningTotals(settings.kafka),

@@ -2,9 +2,10 @@
 
     python -m bench                       # everything, 3 rounds (what `make bench` runs)
     python -m bench --quick               # 1 round, small backlogs: to check the bench itself
-    python -m bench --only http,e2e       # some steps: broker, stages, http, e2e, peer, history
+    python -m bench --only http,e2e       # some steps: broker, stages, http, e2e, peer, history, soak
     python -m bench --only history        # not in the default run: 10k and 100k orders of history (~10 min)
     python -m bench --only history --history 10000,100000,1000000   # and 1M (opt-in: the build takes long)
+    python -m bench --only soak --soak-kills 3    # the broker SIGKILL soak, shorter
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ from pathlib import Path
 
 from kafka.record import util as crc32c_util
 
-from bench import e2e, history, http_ladder, kafkatools, peer, stages
+from bench import e2e, history, http_ladder, kafkatools, peer, soak, stages
 from bench.common import RESULTS, Report, Samples, quiet_logs, say
 from bench.table import render, render_targets, targets
 from devtools.localkafka import LocalKafka, free_port
 from orderflow.settings import KafkaSettings
 
-STEPS = ("broker", "stages", "http", "e2e", "peer", "history")
-DEFAULT_STEPS = ("broker", "stages", "http", "e2e", "peer")  # history only when asked: its builds take minutes
+STEPS = ("broker", "stages", "http", "e2e", "peer", "history", "soak")
+DEFAULT_STEPS = ("broker", "stages", "http", "e2e", "peer", "soak")  # history only when asked: its builds take minutes
+OWN_BROKER = {"soak"}  # steps that start (and kill) a broker of their own
 
 
 def parse_configs(text: str) -> list[tuple[str, int, int]]:
@@ -59,6 +61,10 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                    help="orders of history the history step builds, comma-separated (default 10000,100000; "
                         "1000000 is opt-in)")
     p.add_argument("--partitions", type=int, default=6)
+    p.add_argument("--soak-kills", type=int, default=10, help="broker SIGKILLs in the soak")
+    p.add_argument("--soak-downs", default="3,3,3,3,70,3,3,3,3,3",
+                   help="seconds the broker stays down after each kill (repeated as needed)")
+    p.add_argument("--soak-rate", type=float, default=30.0, help="orders/s posted during the soak")
     p.add_argument("--quick", action="store_true", help="1 round, small backlogs, short loads")
     p.add_argument("--out", type=Path, default=RESULTS / "latest.json")
     p.add_argument("--bootstrap", help=argparse.SUPPRESS)  # a broker already running (bench development)
@@ -67,6 +73,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.rounds, args.perf_records, args.backlog, args.email_backlog = 1, 50_000, 10_000, 1_500
         args.http_seconds, args.e2e_seconds, args.peer_seconds = 2.0, 4.0, 8.0
+        args.soak_kills, args.soak_downs = 3, "3"
     return args
 
 
@@ -76,9 +83,8 @@ def keep_logs(work: Path, dest: Path) -> None:
     dest.mkdir(parents=True, exist_ok=True)
     for log in work.glob("*.log"):
         shutil.copy(log, dest / log.name)
-    broker_log = work / "kafka" / "server.log"
-    if broker_log.exists():
-        shutil.copy(broker_log, dest / "kafka-server.log")
+    for broker_log in work.glob("*kafka/server.log"):  # the shared broker's, the soak's
+        shutil.copy(broker_log, dest / f"{broker_log.parent.name}-server.log")
 
 
 def _interrupted(signum: int, frame: object) -> None:
@@ -105,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         broker = None
         if args.bootstrap:
             bootstrap, broker_pid = args.bootstrap, args.broker_pid or 0
+        elif set(steps) <= OWN_BROKER:
+            bootstrap, broker_pid = "127.0.0.1:9", 0  # no shared broker needed
         else:
             say("starting Kafka (one KRaft node) on free ports")
             broker = LocalKafka(work / "kafka", free_port(), free_port()).start()
@@ -130,6 +138,9 @@ def main(argv: list[str] | None = None) -> int:
                              connections=args.http_connections)
                 elif step == "history":
                     history.run(report, base, work, rounds=args.rounds, sizes=args.history)
+                elif step == "soak":
+                    soak.run(report, base, work, kills=args.soak_kills, rate=args.soak_rate,
+                             downs=[float(d) for d in args.soak_downs.split(",")])
                 report.facts[f"step_seconds_{step}"] = round(time.monotonic() - began, 1)
                 report.facts["targets"] = targets(report)
                 report.write(args.out)

@@ -36,7 +36,7 @@ from orderflow.kafka import ensure_topics, make_admin
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ORDER_DETAILS, TRANSACTIONS_GROUP, pipeline_topics
 
-HISTORY = "7 history (start-up, memory and lookups over the orders kept)"
+HISTORY = "8 history (start-up, memory and lookups over the orders kept)"
 SIZES = (10_000, 100_000)
 WARM_UP = 100
 LOOKUPS = 500

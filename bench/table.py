@@ -167,6 +167,14 @@ def targets(report: Report) -> dict[str, Any]:
             if other is not None and other.median() and row.median():
                 eos[row.name.removesuffix(", transactions")] = row.median() / other.median()  # type: ignore[operator]
     out.update(history_targets(report))
+    soak = report.facts.get("soak")
+    if soak:
+        firsts = [k["first_2xx_s"] for k in soak["kills"]]
+        worst = None if not firsts or None in firsts else max(firsts)
+        out["soak: slowest first 2xx after the broker accepts writes"] = {
+            "ms": None if worst is None else 1000 * worst, "target_ms": 5000, "met": worst is not None and worst < 5}
+        wrong = soak["outcome"]["lost"] + soak["outcome"]["doubled"]
+        out["soak: orders lost or doubled"] = {"count": wrong, "target": 0, "met": wrong == 0}
     if eos:
         out["exactly-once cost (rate with transactions / rate at-least-once)"] = eos
     return out
@@ -184,6 +192,9 @@ def render_targets(found: dict[str, Any]) -> str:
             stated = f" (the target is stated at {HISTORY_AT:,})" if value["provisional"] else ""
             lines.append(f"  {name} [at {value['at']:,} orders]: {shown} (target {value['op']} {value['limit']:g} "
                          f"{value['unit']}) {verdict}{stated}")
+        elif "count" in value:
+            verdict = "met" if value["met"] else "NOT met"
+            lines.append(f"  {name}: {value['count']} (target {value['target']}) {verdict}")
         elif value.get("info"):
             lines.append(f"  {name}: {value['ratio']:.2f}")
         elif "ratio" in value:
@@ -195,5 +206,6 @@ def render_targets(found: dict[str, Any]) -> str:
         else:
             ms = value["ms"]
             lines.append(f"  {name}: {ms:.0f} ms (target < {value['target_ms']} ms) "
-                         f"{'met' if value['met'] else 'NOT met'}" if ms is not None else f"  {name}: -")
+                         f"{'met' if value['met'] else 'NOT met'}" if ms is not None
+                         else f"  {name}: -{'' if value['met'] else ' NOT met'}")
     return "\n".join(lines)

@@ -29,7 +29,7 @@ METRICS_PORTS = {"transactions": 9101, "email": 9102, "analytics": 9103, "projec
 
 
 def answers(url: str, timeout: float = 2.0) -> bool:
-    """Whether ``url`` answers 200 (a health check)."""
+    """Whether ``url`` answers 200 (a health check; the API's says 503 while it cannot have orders acknowledged)."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             return bool(response.status == 200)

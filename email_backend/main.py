@@ -106,6 +106,9 @@ class Confirmations:
         self._bound = False  # whether the state file was checked against the topics' ids
 
     def restore(self, partitions: Sequence[int]) -> dict[int, int]:
+        # Notes of a batch given up on may still be on their way (the broker was away): the log is read
+        # only once they are in it, or an email they note would be sent again.
+        self.notes.flush()
         self.pending.clear()
         if not self._bound:
             bind_to_topics(self.kafka, self.state, [self.in_topic, self.log_topic])
@@ -222,7 +225,7 @@ def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
     metrics.serve(settings, metrics.STAGE, metrics.EMAIL)
-    ensure_topics(settings.kafka)
+    ensure_topics(settings.kafka, timeout=None)  # a broker away at start-up is waited for
     mailer = Mailer(
         settings.smtp_host, settings.smtp_port, username=settings.smtp_username,
         password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,

@@ -169,8 +169,12 @@ def create_app(settings: Settings | None = None, publisher: OrderPublisher | Non
 
     @app.get("/healthz")
     def healthz() -> Any:
-        """Liveness, and whether this worker reaches Kafka."""
-        return {"status": "ok", "kafka": "connected" if app.publisher.connected() else "unavailable"}
+        """Readiness: 200 when this worker can have an order acknowledged by Kafka now, 503 and why not otherwise."""
+        why = app.publisher.unready()
+        if why is None:
+            return {"status": "ok", "kafka": "connected"}
+        return web.unavailable(f"orders cannot be acknowledged now: {why}", settings.retry_after_seconds,
+                               kafka="unavailable")
 
     @app.get("/metrics")
     def prometheus_metrics() -> Any:

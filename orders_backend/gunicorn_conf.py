@@ -48,22 +48,39 @@ worker_class = "gthread"
 threads = _settings.threads
 timeout = 30
 graceful_timeout = 10
+START_PROVISIONING_SECONDS = 5.0
 control_socket_disable = True  # several gunicorns run side by side here
 accesslog = None
 errorlog = "-"
 loglevel = _settings.log_level.lower()
 
 
+_provision_in_workers = False  # set when the master could not provision the topics
+
+
 def on_starting(server: object) -> None:
+    global _provision_in_workers
     configure_logging(_settings.log_level)
+    # Briefly: a broker that is away must not keep the API from listening and answering 503 meanwhile.
+    # Not on a thread of the master either: it forks the workers, and a fork while another thread works
+    # with Kafka can leave a worker blocked on a lock that thread held. The workers take over instead.
     try:
-        ensure_topics(_settings.kafka, timeout=30)
+        ensure_topics(_settings.kafka, timeout=START_PROVISIONING_SECONDS)
     except Exception as exc:  # noqa: BLE001 - the API still starts; publishing answers 503 until Kafka is up
-        logging.getLogger("orders_backend").warning("topics not provisioned at start: %s", exc)
+        _provision_in_workers = True
+        logging.getLogger("orders_backend").warning("topics not provisioned at start (%s); the workers go on "
+                                                    "trying", exc)
     try:  # the store's tables, so the workers can read before the projector's first start made them
         OrderStore.open(_settings.store, upgrade=True).close()
     except Exception as exc:  # noqa: BLE001 - the API still starts; lookups answer 503 until the store is there
         logging.getLogger("orders_backend").warning("order store not ready at start: %s", exc)
+
+
+def _provision_topics() -> None:
+    try:
+        ensure_topics(_settings.kafka, timeout=None)
+    except Exception as exc:  # noqa: BLE001 - the API still serves; publishing answers 503 until the topics exist
+        logging.getLogger("orders_backend").warning("topics not provisioned: %s", exc)
 
 
 def post_fork(server: object, worker: object) -> None:
@@ -76,7 +93,9 @@ def post_worker_init(worker: Any) -> None:
     # for the connection, metadata and producer id. If the broker is down, the first order tries again.
     publisher = getattr(worker.wsgi, "publisher", None)  # None under bench/ladder_app's plain Flask apps
     if publisher is not None:
-        threading.Thread(target=publisher.connected, name="kafka-connect", daemon=True).start()
+        threading.Thread(target=publisher.connect, name="kafka-connect", daemon=True).start()
+    if _provision_in_workers:
+        threading.Thread(target=_provision_topics, name="provision-topics", daemon=True).start()
 
 
 def child_exit(server: object, worker: Any) -> None:

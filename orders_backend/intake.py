@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import logging
 import threading
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from orderflow import metrics
 from orderflow.errors import ServiceUnavailable
 from orderflow.events import OrderPlaced
-from orderflow.kafka import BrokerUnavailable
+from orderflow.kafka import BrokerUnavailable, KafkaDown
 from orders_backend.access import public_order
 from orders_backend.orders import same_order
 from orders_backend.stored import StoreBehind
@@ -29,6 +30,7 @@ ID_LOCKS = 64
 
 
 class Publisher(Protocol):
+    def attempt(self) -> AbstractContextManager[None]: ...
     def publish(self, order: OrderPlaced) -> tuple[int, int]: ...
 
 
@@ -62,25 +64,35 @@ class OrderIntake:
         key = order.order_id.encode()
         with self._id_locks[hash(key) % ID_LOCKS]:  # the same id twice in this worker: one at a time
             try:
-                existing = self.placed.get(key, timeout=self.timeout) if client_id else None
-            except StoreBehind as exc:
+                with self.publisher.attempt():
+                    return self._take(order, key, client_id=client_id)
+            except KafkaDown as exc:
                 log.warning("order %s not accepted: %s", order.order_id, exc, extra={"order_id": order.order_id})
-                raise ServiceUnavailable("cannot check for an earlier order with this id; try again") from exc
-            if existing is not None:
-                return self._repeat(OrderPlaced.model_validate_json(existing), existing, order)
-            try:
-                with metrics.PUBLISH_SECONDS.time():
-                    partition, offset = self.publisher.publish(order)
-            except BrokerUnavailable as exc:
-                log.warning("order %s not accepted: %s", order.order_id, exc, extra={"order_id": order.order_id})
-                raise ServiceUnavailable(f"Kafka did not acknowledge order {order.order_id} in time; it may still "
-                                         "have been stored, so retry with this order_id",
+                raise ServiceUnavailable(f"{exc}; nothing was stored, retry later",
                                          order_id=order.order_id) from exc
-            metrics.ORDERS_PUBLISHED.inc()
-            if client_id:
-                lost = self._first_wins(order, key, partition, offset)
-                if lost is not None:
-                    return lost
+
+    def _take(self, order: OrderPlaced, key: bytes, *, client_id: bool) -> Answer:
+        """A repeat found in ``order_details``, or the order published and acknowledged."""
+        try:
+            existing = self.placed.get(key, timeout=self.timeout) if client_id else None
+        except StoreBehind as exc:
+            log.warning("order %s not accepted: %s", order.order_id, exc, extra={"order_id": order.order_id})
+            raise ServiceUnavailable("cannot check for an earlier order with this id; try again") from exc
+        if existing is not None:
+            return self._repeat(OrderPlaced.model_validate_json(existing), existing, order)
+        try:
+            with metrics.PUBLISH_SECONDS.time():
+                partition, offset = self.publisher.publish(order)
+        except BrokerUnavailable as exc:
+            log.warning("order %s not accepted: %s", order.order_id, exc, extra={"order_id": order.order_id})
+            raise ServiceUnavailable(f"Kafka did not acknowledge order {order.order_id} in time; it may still "
+                                     "have been stored, so retry with this order_id",
+                                     order_id=order.order_id) from exc
+        metrics.ORDERS_PUBLISHED.inc()
+        if client_id:
+            lost = self._first_wins(order, key, partition, offset)
+            if lost is not None:
+                return lost
         log.info("order %s published to partition %d at offset %d", order.order_id, partition, offset,
                  extra={"order_id": order.order_id, "outcome": "created", "partition": partition, "offset": offset,
                         "total": str(order.total)})

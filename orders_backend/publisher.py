@@ -1,51 +1,34 @@
-"""The Kafka edge of the API: one producer per worker process, created on first use."""
+"""The Kafka edge of the API: one ``RecordPublisher`` per worker process, its producer made on first use."""
 
 from __future__ import annotations
 
-import threading
-from typing import Any
+from contextlib import AbstractContextManager
 
 from orderflow.events import OrderPlaced
-from orderflow.kafka import BrokerUnavailable, KafkaError, make_producer, publish
+from orderflow.kafka import RecordPublisher
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ORDER_DETAILS
 
 
 class OrderPublisher:
     def __init__(self, settings: KafkaSettings, timeout: float) -> None:
-        self.settings = settings
-        self.timeout = timeout
-        self.topic = settings.topic(ORDER_DETAILS)
-        self._producer: Any = None
-        self._lock = threading.Lock()
+        self.records = RecordPublisher(settings, settings.topic(ORDER_DETAILS), timeout=timeout)
 
-    def _get(self) -> Any:
-        # Created lazily: after gunicorn forks, and never at import.
-        with self._lock:
-            if self._producer is None:
-                ms = int(self.timeout * 1000)
-                try:
-                    self._producer = make_producer(
-                        self.settings, max_block_ms=ms, request_timeout_ms=ms,
-                        delivery_timeout_ms=ms + 1000, bootstrap_timeout_ms=ms,
-                    )
-                except KafkaError as exc:
-                    raise BrokerUnavailable(f"cannot reach Kafka: {exc}") from exc
-            return self._producer
+    def attempt(self) -> AbstractContextManager[None]:
+        """Around a request's work with Kafka: refused at once (``KafkaDown``) while Kafka is down and
+        another request is already trying."""
+        return self.records.attempt()
 
     def publish(self, order: OrderPlaced) -> tuple[int, int]:
         """Return (partition, offset) once the broker has the order; raise BrokerUnavailable otherwise."""
-        return publish(self._get(), self.topic, order.order_id, order.to_bytes(), timeout=self.timeout + 1)
+        return self.records.publish(order.order_id, order.to_bytes())
 
-    def connected(self) -> bool:
-        """Whether this worker knows the topic's partitions (from the broker, possibly cached)."""
-        try:
-            return bool(self._get().partitions_for(self.topic))
-        except (BrokerUnavailable, KafkaError):
-            return False
+    def unready(self) -> str | None:
+        """Why this worker cannot have an order acknowledged now, or None when it can."""
+        return self.records.ready()
+
+    def connect(self) -> None:
+        self.records.connect()
 
     def close(self) -> None:
-        with self._lock:
-            if self._producer is not None:
-                self._producer.close(timeout=5)
-                self._producer = None
+        self.records.close()

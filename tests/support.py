@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -178,9 +179,10 @@ class LiveApi:
     """The orders API as ``python -m orders_backend`` runs it (gunicorn, shipped config) on a free port, and
     the projector that fills the order store it reads."""
 
-    def __init__(self, settings: KafkaSettings, log_dir: Path, **env: str) -> None:
+    def __init__(self, settings: KafkaSettings, log_dir: Path, *, wait_ready: bool = True, **env: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        self.wait_ready = wait_ready  # False: return once it listens, ready or not
         environment = service_env(settings, ORDERS_PORT=str(self.port), ORDERS_HOST="127.0.0.1", ORDERS_WORKERS="2",
                                   **store_env(log_dir), **env)
         self.service = ServiceProcess("orders_backend", environment, log_dir)
@@ -191,7 +193,10 @@ class LiveApi:
 
         self.projector.start()
         self.service.start()
-        wait_until(lambda: answers(f"{self.url}/healthz"), 60, what="orders API /healthz")
+        if self.wait_ready:
+            wait_until(lambda: answers(f"{self.url}/healthz"), 60, what="orders API /healthz")
+        else:
+            wait_until(lambda: _listening(self.port), 60, what="orders API listening")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -237,3 +242,11 @@ def login_cookie(url: str) -> str:
     cookie = next((c for c in jar if c.name == "orderflow_operator"), None)
     assert cookie is not None and cookie.value, "logged in"
     return f"{cookie.name}={cookie.value}"
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False

@@ -131,7 +131,7 @@ def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
     metrics.serve(settings, metrics.STAGE, metrics.TRANSACTIONS)
-    ensure_topics(settings.kafka)
+    ensure_topics(settings.kafka, timeout=None)  # a broker away at start-up is waited for
     limits = Limits(settings.max_order_total, settings.max_quantity_per_item)
     group = settings.kafka.group(TRANSACTIONS_GROUP)
     with StateStore.open(state_file(settings.state_dir, group, settings.kafka.replica_id)) as state:

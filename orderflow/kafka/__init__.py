@@ -12,6 +12,8 @@ assigned      ``AssignedReader``: every partition of some topics, in batches, fr
 batch         what the stage loop hands a processor; ``parse``
 deadletters   ``<topic>.dlq``: the headers, ``dead_letter``, listing and ``replay``
 writers       ``BatchWriter`` (outputs + offsets, one transaction) and ``AckedWriter``
+publisher     ``RecordPublisher``: request threads writing one record at a time, each acknowledged; readiness
+workarounds   the one module that reads kafka-python's insides: stuck producers, bounded transactional calls
 stage         ``Stage``: the consume-process-produce loop of every consumer service
 peek          offsets and newest records of topics, for people
 probe         end offsets for read-your-writes waits, one round trip per burst (``EndOffsets``)
@@ -38,6 +40,7 @@ from orderflow.kafka.follow import Follower, TopicsMissing
 from orderflow.kafka.peek import TopicPeek, peek_topics
 from orderflow.kafka.probe import EndOffsets, SharedProbe
 from orderflow.kafka.provision import ensure_topics
+from orderflow.kafka.publisher import KafkaDown, RecordPublisher
 from orderflow.kafka.reading import end_offsets, group_lag, read_range, read_topic
 from orderflow.kafka.records import Output, Record, text_key
 from orderflow.kafka.stage import Stage
@@ -45,9 +48,9 @@ from orderflow.kafka.writers import AckedWriter, BatchWriter
 
 __all__ = [
     "AckedWriter", "AssignedReader", "Backoff", "BatchWriter", "BrokerUnavailable", "DeadLetter", "EndOffsets",
-    "Follower", "Inbound", "KafkaError", "OffsetAndMetadata", "Output", "Processor", "Record", "SharedProbe", "Stage",
-    "TopicPartition", "TopicPeek", "TopicsMissing", "bind_to_topics", "catch_up", "client_config",
-    "committed_offsets", "dead_letter", "dead_letters", "describe", "end_offsets", "ensure_topics", "fenced",
-    "group_lag", "make_admin", "make_consumer", "make_producer", "offsets", "parse", "parse_value", "partition_for",
-    "peek_topics", "publish", "read_range", "read_topic", "replay", "text_key",
+    "Follower", "Inbound", "KafkaDown", "KafkaError", "OffsetAndMetadata", "Output", "Processor", "Record",
+    "RecordPublisher", "SharedProbe", "Stage", "TopicPartition", "TopicPeek", "TopicsMissing", "bind_to_topics",
+    "catch_up", "client_config", "committed_offsets", "dead_letter", "dead_letters", "describe", "end_offsets",
+    "ensure_topics", "fenced", "group_lag", "make_admin", "make_consumer", "make_producer", "offsets", "parse",
+    "parse_value", "partition_for", "peek_topics", "publish", "read_range", "read_topic", "replay", "text_key",
 ]

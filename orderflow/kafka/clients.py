@@ -28,6 +28,10 @@ def client_config(settings: KafkaSettings, name: str = "orderflow") -> dict[str,
         "bootstrap_servers": settings.bootstrap_servers.split(","),
         "client_id": f"{name}-{settings.replica_id}",
         "security_protocol": settings.security_protocol,
+        # kafka-python backs off reconnecting up to 30 s (with jitter), and that also holds back its
+        # metadata refresh: a client would sit that long on a broker that is back. 1 s is the Java
+        # client's ceiling.
+        "reconnect_backoff_max_ms": 1000,
     }
     if settings.security_protocol.startswith("SASL_"):
         assert settings.sasl_password is not None  # the settings' validator requires it

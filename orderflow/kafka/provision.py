@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from orderflow.kafka.backoff import Backoff
-from orderflow.kafka.clients import make_admin
-from orderflow.kafka.errors import KafkaError, TopicAlreadyExistsError
+from orderflow.kafka.clients import make_admin, make_producer
+from orderflow.kafka.errors import KafkaError, SaslAuthenticationFailedError, TopicAlreadyExistsError, describe
 from orderflow.settings import KafkaSettings
 from orderflow.topics import CO_PARTITIONED, TopicSpec, pipeline_topics
 
@@ -17,24 +17,15 @@ log = logging.getLogger(__name__)
 
 
 def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec] | None = None,
-                  timeout: float = 60.0) -> None:
+                  timeout: float | None = 60.0) -> None:
     """Create the pipeline's topics if they are missing (idempotent, safe from several processes).
 
-    Existing topics are left as they are, so it then checks that the co-partitioned ones
-    (``orderflow.topics.CO_PARTITIONED``) have one partition count, and raises ``RuntimeError`` if not.
+    Waits up to ``timeout`` s for the broker (None: as long as it takes; a wrong credential still
+    fails at once). Existing topics are left as they are, so it then checks that the co-partitioned
+    ones (``orderflow.topics.CO_PARTITIONED``) have one partition count, and raises ``RuntimeError`` if not.
     """
     wanted = list(specs) if specs is not None else pipeline_topics(settings.partitions, settings.topic_prefix)
-    deadline = time.monotonic() + timeout
-    backoff = Backoff(0.5, 2.0)
-    while True:
-        try:
-            admin = make_admin(settings)
-            break
-        except KafkaError:
-            if time.monotonic() > deadline:
-                raise
-            log.warning("broker not reachable yet, retrying topic provisioning")
-            backoff.wait(time.sleep)
+    admin = _admin_once_reachable(settings, time.monotonic() + timeout if timeout is not None else None)
     try:
         existing = set(admin.list_topics())
         missing = {
@@ -52,6 +43,28 @@ def ensure_topics(settings: KafkaSettings, specs: Iterable[TopicSpec] | None = N
                                      in CO_PARTITIONED])
     finally:
         admin.close()
+
+
+def _admin_once_reachable(settings: KafkaSettings, deadline: float | None) -> Any:
+    """An admin client, once the broker answers (by ``deadline``, or however long it takes when None).
+
+    Whether it answers is asked with a producer: a KafkaAdminClient (or KafkaConsumer) that cannot
+    bootstrap leaves its I/O thread running for good in kafka-python, a KafkaProducer leaves nothing,
+    so waiting out a long outage does not pile up threads.
+    """
+    backoff = Backoff(0.5, 2.0)
+    while True:
+        # No attempt waits past the deadline (kafka-python's own default is 30 s).
+        left = 30.0 if deadline is None else min(30.0, max(0.5, deadline - time.monotonic()))
+        try:
+            make_producer(settings, acks=1, enable_idempotence=False,
+                          bootstrap_timeout_ms=int(left * 1000)).close(timeout=0)
+            return make_admin(settings, bootstrap_timeout_ms=int(left * 1000))
+        except KafkaError as exc:
+            if isinstance(exc, SaslAuthenticationFailedError) or (deadline is not None and time.monotonic() > deadline):
+                raise
+            log.warning("broker not reachable yet (%s), retrying topic provisioning", describe(exc))
+            backoff.wait(time.sleep)
 
 
 def _check_co_partitioned(admin: Any, names: list[str]) -> None:

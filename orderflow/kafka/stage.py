@@ -23,7 +23,7 @@ from orderflow.kafka.backoff import Backoff
 from orderflow.kafka.batch import Inbound, M, Processor, parse
 from orderflow.kafka.clients import KafkaConsumer, TopicPartition, make_consumer, offsets
 from orderflow.kafka.deadletters import DeadLetter
-from orderflow.kafka.errors import KafkaError, fenced
+from orderflow.kafka.errors import KafkaError, describe, fenced
 from orderflow.kafka.records import Output, Record, text_key
 from orderflow.kafka.writers import BatchWriter
 from orderflow.settings import KafkaSettings
@@ -89,23 +89,43 @@ class Stage(Generic[M]):
     def run(self) -> None:
         writer = self.writer = BatchWriter(self.settings, name=self.name,
                                            transactional_id=self.member_id if self.exactly_once else None)
-        # Static membership: a restarted replica takes its partitions straight back instead of
-        # waiting for the broker to time its dead predecessor out.
-        self.consumer = make_consumer(self.settings, group_id=self.group_id, group_instance_id=self.member_id,
-                                      session_timeout_ms=self.settings.session_timeout_ms)
         if self.health_file is not None:
             self.health_file.parent.mkdir(parents=True, exist_ok=True)
         try:
-            writer.start(self.input_topic)
-            self._subscribe()
-            log.info("%s: consuming %s as group %s (exactly_once=%s)",
-                     self.name, self.input_topic, self.group_id, self.exactly_once)
+            if self._start():
+                log.info("%s: consuming %s as group %s (exactly_once=%s)",
+                         self.name, self.input_topic, self.group_id, self.exactly_once)
             while not self.stop.stopped:
                 self._turn()
         finally:
-            self.consumer.close(autocommit=False)
+            if self.consumer is not None:
+                self.consumer.close(autocommit=False)
             writer.close()
             log.info("%s: stopped", self.name)
+
+    def _start(self) -> bool:
+        """Connect the consumer and the writer, waiting for the broker however long it is away; False if
+        stopped first."""
+        assert self.writer is not None
+        backoff = Backoff(0.5, 5.0)
+        while not self.stop.stopped:
+            try:
+                if self.consumer is None:
+                    # Static membership: a restarted replica takes its partitions straight back instead
+                    # of waiting for the broker to time its dead predecessor out.
+                    self.consumer = make_consumer(self.settings, group_id=self.group_id,
+                                                  group_instance_id=self.member_id,
+                                                  session_timeout_ms=self.settings.session_timeout_ms)
+                self.writer.start(self.input_topic)
+                self._subscribe()
+                return True
+            except KafkaError as exc:
+                if self.exactly_once and fenced(exc):
+                    raise
+                pause = backoff.next()
+                log.warning("%s: cannot start yet (%s); retrying in %.1fs", self.name, describe(exc), pause)
+                self.stop.wait(pause)
+        return False
 
     def _subscribe(self) -> None:
         assert self.consumer is not None
@@ -195,7 +215,9 @@ class Stage(Generic[M]):
     def _recover(self) -> None:
         """Abort what was in flight, then rewind to the last commit; retry until the broker answers."""
         assert self.writer is not None and self.consumer is not None
-        backoff = Backoff(0.5, 10.0)
+        # A short ceiling: a try waits for the broker by itself (a new producer's connection), and the
+        # pause after it is time lost once the broker is back.
+        backoff = Backoff(0.5, 2.0)
         while not self.stop.stopped:
             try:
                 self.writer.abort()

@@ -7,6 +7,11 @@ committed (at-least-once). Either way offsets never run ahead of the output.
 ``AckedWriter`` writes outside any transaction, for a record that must be durable before the
 stage takes a step it cannot undo (an email handed to an SMTP server): ``settle()`` waits for
 the broker's acknowledgement of everything sent so far.
+
+Both outlive a broker that dies under them: a producer that can no longer be used (a fatal state,
+stuck without a producer id, a transactional step that never finishes; see
+``orderflow.kafka.workarounds``) is replaced, with a WARNING saying what was seen, and a successor
+with the same transactional id aborts whatever its predecessor left open.
 """
 
 from __future__ import annotations
@@ -16,8 +21,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from orderflow import metrics
+from orderflow.kafka import workarounds
 from orderflow.kafka.clients import KafkaConsumer, KafkaProducer, OffsetAndMetadata, TopicPartition, make_producer
-from orderflow.kafka.errors import KafkaError, fenced
+from orderflow.kafka.errors import KafkaError, describe, fenced
 from orderflow.kafka.records import Output
 from orderflow.settings import KafkaSettings
 
@@ -28,6 +34,10 @@ log = logging.getLogger(__name__)
 # after retry_backoff_ms, 100 ms by default. 20 is what the Java client uses for this case
 # (bench/README.md, "What moved the figures").
 RETRY_BACKOFF_MS = 20
+# A transactional step (claiming the id, adding the offsets, committing, aborting) not done after this
+# long is taken for stuck: the producer is replaced and the batch done again. A healthy one takes
+# milliseconds; kafka-python may otherwise wait forever (orderflow.kafka.workarounds).
+TRANSACTION_STEP_SECONDS = 15.0
 
 
 class BatchWriter:
@@ -37,64 +47,104 @@ class BatchWriter:
         self.settings = settings
         self.name = name
         self.transactional_id = transactional_id
-        self.producer: KafkaProducer = self._new_producer()
+        self._producer: KafkaProducer | None = None
+        self._open = False  # a transaction begun, neither committed nor aborted yet
 
     @property
     def exactly_once(self) -> bool:
         return self.transactional_id is not None
 
-    def _new_producer(self) -> KafkaProducer:
-        return make_producer(self.settings, transactional_id=self.transactional_id, linger_ms=10,
-                             retry_backoff_ms=RETRY_BACKOFF_MS)
+    def _ready_producer(self) -> KafkaProducer:
+        """The producer; a new one (its transactional id claimed, fencing any predecessor) when there is none."""
+        if self._producer is None:
+            producer = make_producer(self.settings, transactional_id=self.transactional_id, linger_ms=10,
+                                     retry_backoff_ms=RETRY_BACKOFF_MS,
+                                     max_block_ms=int(TRANSACTION_STEP_SECONDS * 1000))
+            if self.exactly_once:
+                try:
+                    producer.init_transactions()  # bounded by max_block_ms
+                except BaseException:
+                    workarounds.discard(producer)  # its request may have been dropped: never ask it again
+                    raise
+            self._producer = producer
+        return self._producer
 
     def start(self, input_topic: str) -> None:
         """Claim the transactional id (fencing a zombie with the same one) and learn ``input_topic``."""
-        if self.exactly_once:
-            self.producer.init_transactions()
+        producer = self._ready_producer()
         # A consumer that joins its group before the client's metadata has the topic can be left
         # without partitions (kafka-python), as starts right after the topics were created showed:
         # a single-topic metadata request first.
         try:
-            self.producer.partitions_for(input_topic)
+            producer.partitions_for(input_topic)
         except KafkaError as exc:  # go on: the stage's rejoin watchdog covers a missed assignment
             log.warning("%s: %s not known to the broker yet (%s)", self.name, input_topic, exc)
 
     def commit(self, outputs: Sequence[Output], offsets: dict[TopicPartition, OffsetAndMetadata],
                consumer: KafkaConsumer) -> None:
         """Outputs and offsets together (one transaction), or outputs acknowledged before offsets."""
+        producer = self._ready_producer()
         if self.exactly_once:
-            self.producer.begin_transaction()
-            self._send(outputs)
-            self.producer.send_offsets_to_transaction(offsets, consumer.group_metadata())
-            with metrics.COMMIT_SECONDS.labels(self.name).time():
-                self.producer.commit_transaction()
+            producer.begin_transaction()
+            self._open = True
+            self._send(producer, outputs)
+            try:
+                workarounds.send_offsets_to_transaction(producer, offsets, consumer.group_metadata(),
+                                                        TRANSACTION_STEP_SECONDS)
+                with metrics.COMMIT_SECONDS.labels(self.name).time():
+                    workarounds.commit_transaction(producer, TRANSACTION_STEP_SECONDS)
+            except workarounds.TransactionStuck as exc:
+                self._replace(str(exc))
+                raise
+            self._open = False
         else:
-            for future in self._send(outputs):
-                future.get(timeout=60)
+            try:
+                for future in self._send(producer, outputs):
+                    future.get(timeout=60)
+            except KafkaError:
+                self._replace_if_stuck(producer)
+                raise
             with metrics.COMMIT_SECONDS.labels(self.name).time():
                 consumer.commit(offsets)
 
-    def _send(self, outputs: Sequence[Output]) -> list[Any]:
-        return [self.producer.send(o.topic, key=o.key_bytes, value=o.value, headers=list(o.headers))
-                for o in outputs]
+    @staticmethod
+    def _send(producer: KafkaProducer, outputs: Sequence[Output]) -> list[Any]:
+        return [producer.send(o.topic, key=o.key_bytes, value=o.value, headers=list(o.headers)) for o in outputs]
 
     def abort(self) -> None:
-        """Abort what is in flight; a producer that cannot abort is replaced. A fence is raised, never
-        outlived: a new producer would fence the replica that replaced this one."""
-        if not self.exactly_once:
-            return
-        try:
-            self.producer.abort_transaction()
-        except KafkaError as exc:
-            if fenced(exc):
-                raise
-            log.warning("%s: abort failed (%s); starting a new producer", self.name, exc)
-            self.producer.close(timeout=5)
-            self.producer = self._new_producer()
-            self.producer.init_transactions()
+        """Abort what is in flight and have a producer ready again; one that cannot abort is replaced.
+        A fence is raised, never outlived: a new producer would fence the replica that replaced this one."""
+        producer = self._producer
+        if producer is not None and self.exactly_once and self._open:
+            try:
+                workarounds.abort_transaction(producer, TRANSACTION_STEP_SECONDS)
+                self._open = False
+            except KafkaError as exc:
+                if fenced(exc):
+                    raise
+                self._replace(f"abort failed ({describe(exc)})")
+        elif producer is not None:
+            self._replace_if_stuck(producer)
+        self._ready_producer()  # now, so that a recovery ends with a writer that can write
+
+    def _replace_if_stuck(self, producer: KafkaProducer) -> None:
+        why = workarounds.stuck(producer)
+        if why is not None:
+            error = workarounds.fatal_error(producer)
+            if error is not None and fenced(error):
+                raise error
+            self._replace(why)
+
+    def _replace(self, why: str) -> None:
+        producer, self._producer, self._open = self._producer, None, False
+        if producer is not None:
+            log.warning("%s: replacing the producer: %s", self.name, why)
+            workarounds.discard(producer)
 
     def close(self) -> None:
-        self.producer.close(timeout=10)
+        if self._producer is not None:
+            workarounds.close(self._producer, timeout=10)
+            self._producer = None
 
 
 class AckedWriter:
@@ -120,25 +170,49 @@ class AckedWriter:
 
     def settle(self, timeout: float = 30.0) -> None:
         """Wait for the acknowledgement of every record sent; raises (a ``KafkaError``) if one failed."""
-        while self._unsettled:
-            meta = self._unsettled[0].get(timeout)
-            self._unsettled.pop(0)
-            where = (meta.topic, meta.partition)
-            self._acked[where] = max(self._acked.get(where, 0), meta.offset + 1)
+        try:
+            while self._unsettled:
+                meta = self._unsettled[0].get(timeout)
+                self._unsettled.pop(0)
+                where = (meta.topic, meta.partition)
+                self._acked[where] = max(self._acked.get(where, 0), meta.offset + 1)
+        except KafkaError:
+            self._replace_if_stuck()
+            raise
 
     def acked_end(self, topic: str, partition: int) -> int | None:
         """The offset after the last record of ``partition`` that ``settle()`` saw acknowledged, if any."""
         return self._acked.get((topic, partition))
 
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until everything sent so far, settled or not, has reached the broker or failed;
+        raises ``KafkaError`` if that takes longer than ``timeout``."""
+        if self._producer is not None:
+            try:
+                self._producer.flush(timeout=timeout)
+            except KafkaError:
+                self._replace_if_stuck()
+                raise
+
     def forget(self, timeout: float = 30.0) -> None:
         """Drop what is unsettled (a batch given up on): flush it out, but do not wait for its outcome."""
         self._unsettled.clear()
-        if self._producer is not None:
-            self._producer.flush(timeout=timeout)
+        try:
+            self.flush(timeout)
+        except KafkaError as exc:  # the records stay with the producer, which goes on trying
+            log.warning("records not flushed within %.0fs (%s)", timeout, describe(exc))
+
+    def _replace_if_stuck(self) -> None:
+        producer = self._producer
+        why = workarounds.stuck(producer) if producer is not None else None
+        if producer is not None and why is not None:
+            log.warning("replacing the producer: %s", why)
+            self._producer, self._unsettled = None, []
+            workarounds.discard(producer)
 
     def close(self) -> None:
         if self._producer is not None:
-            self._producer.close(timeout=10)
+            workarounds.close(self._producer, timeout=10)
             self._producer = None
 
     def __enter__(self) -> AckedWriter:

@@ -16,7 +16,7 @@ from orderflow.store import StoreSettings
 from orderflow.topics import ORDER_DETAILS
 from orders_backend.app import create_app
 from orders_backend.settings import Settings
-from tests.support import free_port, read_models
+from tests.support import free_port, read_models, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -105,10 +105,22 @@ def test_unreachable_broker_gives_503_with_retry_after_quickly() -> None:
     app.close()
 
 
-def test_healthz(client) -> None:  # type: ignore[no-untyped-def]
+def test_healthz_is_ready_once_kafka_answers(client) -> None:  # type: ignore[no-untyped-def]
+    wait_until(lambda: client.get("/healthz").status_code == 200, 30, what="/healthz ready")
     response = client.get("/healthz")
-    assert response.status_code == 200
     assert response.json == {"status": "ok", "kafka": "connected"}
+
+
+def test_healthz_is_unready_without_a_broker() -> None:
+    app = create_app(Settings(kafka=KafkaSettings(bootstrap_servers=f"127.0.0.1:{free_port()}"),
+                              publish_timeout_seconds=1.0))
+    try:
+        response = app.test_client().get("/healthz")
+        assert response.status_code == 503
+        assert response.json["kafka"] == "unavailable" and "cannot be acknowledged" in response.json["message"]
+        assert response.headers["Retry-After"] == "5"
+    finally:
+        app.close()
 
 
 def test_repeated_post_returns_the_first_order_and_publishes_once(client, kafka_settings: KafkaSettings) -> None:  # type: ignore[no-untyped-def]

@@ -133,7 +133,7 @@ def test_a_new_worker_connects_its_producer_before_its_first_order(gunicorn_conf
     import threading
 
     called = threading.Event()
-    publisher = SimpleNamespace(connected=lambda: called.set() or True)
+    publisher = SimpleNamespace(connect=called.set)
     gunicorn_conf.post_worker_init(SimpleNamespace(wsgi=SimpleNamespace(publisher=publisher)))
     assert called.wait(5), "post_worker_init did not connect the worker's producer"
     gunicorn_conf.post_worker_init(SimpleNamespace(wsgi=object()))  # another WSGI app: nothing to connect
