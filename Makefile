@@ -31,8 +31,10 @@ endif
 
 setup: venv kafka ## everything the commands below need
 
-run: setup ## start Kafka and all five services; Ctrl-C stops them
-	$(BIN)/python -m devtools.devstack
+BROKERS ?= 1
+
+run: setup ## start Kafka and all five services; Ctrl-C stops them; BROKERS=3: a three-node cluster
+	DEVSTACK_BROKERS=$(BROKERS) $(BIN)/python -m devtools.devstack
 
 browser: ## Debian's Chromium for the dashboard's browser test (apt-get when missing)
 	@scripts/ensure-chromium.sh

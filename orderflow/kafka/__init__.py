@@ -1,6 +1,7 @@
 """The only door to kafka-python: every other module of the project imports Kafka from here.
 
 clients       clients made from settings (address and security in one place), ``publish``
+cluster       the cluster's id and live brokers, partition leaders, group and transaction coordinators
 records       ``Record`` (as read) and ``Output`` (to write), apart from the client library
 errors        the error classes the services catch, ``fenced``, ``describe``
 backoff       the one backoff every retry loop uses
@@ -28,6 +29,7 @@ from orderflow.kafka.clients import (
     partition_for,
     publish,
 )
+from orderflow.kafka.cluster import ClusterInfo, describe_cluster, find_coordinator, partition_leaders
 from orderflow.kafka.deadletters import DeadLetter, dead_letter, dead_letters, replay
 from orderflow.kafka.errors import BrokerUnavailable, KafkaError, describe, fenced
 from orderflow.kafka.follow import Follower, TopicsMissing
@@ -40,10 +42,11 @@ from orderflow.kafka.table import SharedProbe, TableNotReady, TopicTable
 from orderflow.kafka.writers import AckedWriter, BatchWriter
 
 __all__ = [
-    "AckedWriter", "Backoff", "BatchWriter", "BrokerUnavailable", "DeadLetter", "Follower", "Inbound", "KafkaError",
-    "OffsetAndMetadata", "Output", "Processor", "Record", "SharedProbe", "Stage", "TableNotReady", "TopicPartition",
-    "TopicPeek", "TopicTable", "TopicsMissing", "client_config", "dead_letter", "dead_letters", "describe",
-    "end_offsets", "ensure_topics", "fenced", "group_lag", "keys_by_partition", "make_admin", "make_consumer",
-    "make_producer", "offsets", "parse", "parse_value", "partition_for", "peek_topics", "publish", "read_range",
-    "read_topic", "replay", "text_key",
+    "AckedWriter", "Backoff", "BatchWriter", "BrokerUnavailable", "ClusterInfo", "DeadLetter", "Follower",
+    "Inbound", "KafkaError", "OffsetAndMetadata", "Output", "Processor", "Record", "SharedProbe", "Stage",
+    "TableNotReady", "TopicPartition", "TopicPeek", "TopicTable", "TopicsMissing", "client_config", "dead_letter",
+    "dead_letters", "describe", "describe_cluster", "end_offsets", "ensure_topics", "fenced", "find_coordinator",
+    "group_lag", "keys_by_partition", "make_admin", "make_consumer", "make_producer", "offsets", "parse",
+    "parse_value", "partition_for", "partition_leaders", "peek_topics", "publish", "read_range", "read_topic",
+    "replay", "text_key",
 ]
