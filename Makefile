@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps venv kafka browser run test test-unit lint bench clean
+.PHONY: help setup system-deps venv kafka browser run test test-unit test-cluster lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ browser: ## Debian's Chromium for the dashboard's browser test (apt-get when mis
 
 test: setup browser ## the whole suite: unit, integration (real broker), end to end (browser too)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-cluster: setup ## a three-node cluster whose brokers are killed under load (~5 min, never in test)
+	$(BIN)/python -m pytest tests/cluster -m cluster -s $(PYTEST_ARGS)
 
 test-unit: venv ## the pure tests only, no broker
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

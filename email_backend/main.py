@@ -27,7 +27,16 @@ from email_backend.render import render
 from orderflow import metrics
 from orderflow.errors import RetryLater
 from orderflow.events import EmailOutcome, EmailSent, OrderVerdict
-from orderflow.kafka import AckedWriter, Inbound, Output, Stage, ensure_topics, keys_by_partition, read_topic
+from orderflow.kafka import (
+    AckedWriter,
+    Inbound,
+    Output,
+    Stage,
+    access_at_start,
+    ensure_topics,
+    keys_by_partition,
+    read_topic,
+)
 from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
 from orderflow.stopflag import StopFlag
 from orderflow.topics import EMAIL_GROUP, EMAIL_SENT_LOG, ORDER_CONFIRMED, ORDER_EMAIL_SENT
@@ -136,6 +145,7 @@ class Confirmations:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
+    access_at_start(settings.kafka)
     metrics.serve(settings, metrics.STAGE, metrics.EMAIL)
     ensure_topics(settings.kafka)
     mailer = Mailer(

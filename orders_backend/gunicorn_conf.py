@@ -32,7 +32,7 @@ from typing import Any  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402
 
 from orderflow import web  # noqa: E402
-from orderflow.kafka import ensure_topics  # noqa: E402
+from orderflow.kafka import access_at_start, ensure_topics  # noqa: E402
 from orderflow.settings import configure_logging  # noqa: E402
 from orders_backend.settings import Settings  # noqa: E402
 
@@ -52,6 +52,7 @@ loglevel = _settings.log_level.lower()
 
 def on_starting(server: object) -> None:
     configure_logging(_settings.log_level)
+    access_at_start(_settings.kafka)  # wrong credentials end the start here, with the setting to fix
     try:
         ensure_topics(_settings.kafka, timeout=30)
     except Exception as exc:  # noqa: BLE001 - the API still starts; publishing answers 503 until Kafka is up

@@ -12,7 +12,7 @@ from pydantic_settings import SettingsConfigDict
 
 from orderflow import metrics
 from orderflow.events import OrderPlaced
-from orderflow.kafka import Inbound, Output, Stage, ensure_topics, keys_by_partition
+from orderflow.kafka import Inbound, Output, Stage, access_at_start, ensure_topics, keys_by_partition
 from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
 from orderflow.stopflag import StopFlag
 from orderflow.topics import ORDER_CONFIRMED, ORDER_DETAILS, TRANSACTIONS_GROUP
@@ -67,6 +67,7 @@ class Verdicts:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
+    access_at_start(settings.kafka)
     metrics.serve(settings, metrics.STAGE, metrics.TRANSACTIONS)
     ensure_topics(settings.kafka)
     limits = Limits(settings.max_order_total, settings.max_quantity_per_item)

@@ -4,6 +4,7 @@ clients       clients made from settings (address and security in one place), ``
 cluster       the cluster's id and live brokers, partition leaders, group and transaction coordinators
 records       ``Record`` (as read) and ``Output`` (to write), apart from the client library
 errors        the error classes the services catch, ``fenced``, ``describe``
+access        the start-up check: ``access_at_start``, ``check_access`` (wrong credentials fail fast)
 backoff       the one backoff every retry loop uses
 provision     ``ensure_topics``
 reading       bounded reads: ``read_range``, ``read_topic``, end offsets, a group's lag
@@ -16,6 +17,7 @@ peek          offsets and newest records of topics, for people
 table         a topic held in memory by key, with read-your-writes
 """
 
+from orderflow.kafka.access import KafkaAccessDenied, access_at_start, check_access
 from orderflow.kafka.backoff import Backoff
 from orderflow.kafka.batch import Inbound, Processor, parse, parse_value
 from orderflow.kafka.clients import (
@@ -43,10 +45,10 @@ from orderflow.kafka.writers import AckedWriter, BatchWriter
 
 __all__ = [
     "AckedWriter", "Backoff", "BatchWriter", "BrokerUnavailable", "ClusterInfo", "DeadLetter", "Follower",
-    "Inbound", "KafkaError", "OffsetAndMetadata", "Output", "Processor", "Record", "SharedProbe", "Stage",
-    "TableNotReady", "TopicPartition", "TopicPeek", "TopicTable", "TopicsMissing", "client_config", "dead_letter",
-    "dead_letters", "describe", "describe_cluster", "end_offsets", "ensure_topics", "fenced", "find_coordinator",
-    "group_lag", "keys_by_partition", "make_admin", "make_consumer", "make_producer", "offsets", "parse",
-    "parse_value", "partition_for", "partition_leaders", "peek_topics", "publish", "read_range", "read_topic",
-    "replay", "text_key",
+    "Inbound", "KafkaAccessDenied", "KafkaError", "OffsetAndMetadata", "Output", "Processor", "Record",
+    "SharedProbe", "Stage", "TableNotReady", "TopicPartition", "TopicPeek", "TopicTable", "TopicsMissing",
+    "access_at_start", "check_access", "client_config", "dead_letter", "dead_letters", "describe",
+    "describe_cluster", "end_offsets", "ensure_topics", "fenced", "find_coordinator", "group_lag",
+    "keys_by_partition", "make_admin", "make_consumer", "make_producer", "offsets", "parse", "parse_value",
+    "partition_for", "partition_leaders", "peek_topics", "publish", "read_range", "read_topic", "replay", "text_key",
 ]
