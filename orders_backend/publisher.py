@@ -25,9 +25,13 @@ class OrderPublisher:
             if self._producer is None:
                 ms = int(self.timeout * 1000)
                 try:
+                    # The request waits ``timeout`` for the ack; the producer itself keeps the client's
+                    # delivery timeout (two minutes). A batch that expires while in flight to a leader
+                    # that died leaves kafka-python 3.0's idempotent producer unable to send again, so
+                    # expiring them as soon as the request gives up stopped this worker for good at the
+                    # first broker failure. A 503 already tells the client the order may still land.
                     self._producer = make_producer(
-                        self.settings, max_block_ms=ms, request_timeout_ms=ms,
-                        delivery_timeout_ms=ms + 1000, bootstrap_timeout_ms=ms,
+                        self.settings, max_block_ms=ms, request_timeout_ms=ms, bootstrap_timeout_ms=ms,
                     )
                 except KafkaError as exc:
                     raise BrokerUnavailable(f"cannot reach Kafka: {exc}") from exc

@@ -21,9 +21,17 @@ import pytest
 
 from devtools.localcluster import LocalCluster
 from orderflow.events import OrderPlaced
-from orderflow.kafka import TopicPartition, find_coordinator, make_admin, make_consumer, partition_leaders
+from orderflow.kafka import (
+    BrokerUnavailable,
+    TopicPartition,
+    find_coordinator,
+    make_admin,
+    make_consumer,
+    partition_leaders,
+)
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ORDER_CONFIRMED, ORDER_DETAILS, TRANSACTIONS_GROUP, pipeline_topics
+from orders_backend.publisher import OrderPublisher
 from tests.integration.test_resilience import Pipeline, assert_exactly_once, make_orders, post_status
 from tests.support import SmtpSink, wait_until
 
@@ -158,3 +166,45 @@ def test_killed_brokers_lose_and_double_nothing(cluster: LocalCluster, cluster_s
         watch.join(10)
     with capsys.disabled():
         sys.stdout.write(f"\n{len(placed)} orders through three broker kills:\n" + "\n".join(report) + "\n")
+
+
+def test_the_api_producers_outlive_the_death_of_a_partition_leader(cluster: LocalCluster,
+                                                                    cluster_settings: KafkaSettings) -> None:
+    """Orders published as the API's workers do (short publish timeout, steady load) while the leader of
+    one of their partitions dies: every worker's producer must publish again once it has a new leader.
+    (Whether kafka-python's producer gets stuck varies from run to run: four workers make it likely.)"""
+    publishers = [OrderPublisher(cluster_settings, timeout=2.0) for _ in range(4)]
+    orders = iter(make_orders(20_000))
+    lock = threading.Lock()
+    acks: dict[int, list[float]] = {i: [] for i in range(len(publishers))}
+    stop = threading.Event()
+
+    def publish_steadily(worker: int) -> None:
+        while not stop.is_set():
+            with lock:
+                order = next(orders)
+            try:
+                publishers[worker].publish(order)
+                acks[worker].append(time.monotonic())
+            except BrokerUnavailable:
+                pass
+            time.sleep(0.04)
+
+    leader = partition_leaders(cluster_settings, cluster_settings.topic(ORDER_DETAILS))[0]
+    senders = [threading.Thread(target=publish_steadily, args=(i,), daemon=True) for i in acks]
+    for sender in senders:
+        sender.start()
+    try:
+        wait_until(lambda: all(len(times) >= 20 for times in acks.values()), 30, what="orders published")
+        cluster.kill(leader)
+        killed = time.monotonic()
+        wait_until(lambda: all(sum(1 for t in times if t > killed + 15) >= 20 for times in acks.values()), 90, 0.5,
+                   "every worker publishing again after the leader's death")
+    finally:
+        stop.set()
+        for sender in senders:
+            sender.join(30)
+        for publisher in publishers:
+            publisher.close()
+        cluster.restart(leader)
+        wait_until(lambda: fully_replicated(cluster_settings), 180, 1, f"node {leader} back in sync")
