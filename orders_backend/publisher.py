@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import Any
 
@@ -9,6 +10,8 @@ from orderflow.events import OrderPlaced
 from orderflow.kafka import BrokerUnavailable, KafkaError, make_producer, publish
 from orderflow.settings import KafkaSettings
 from orderflow.topics import ORDER_DETAILS
+
+log = logging.getLogger(__name__)
 
 
 class OrderPublisher:
@@ -25,13 +28,9 @@ class OrderPublisher:
             if self._producer is None:
                 ms = int(self.timeout * 1000)
                 try:
-                    # The request waits ``timeout`` for the ack; the producer itself keeps the client's
-                    # delivery timeout (two minutes). A batch that expires while in flight to a leader
-                    # that died leaves kafka-python 3.0's idempotent producer unable to send again, so
-                    # expiring them as soon as the request gives up stopped this worker for good at the
-                    # first broker failure. A 503 already tells the client the order may still land.
                     self._producer = make_producer(
-                        self.settings, max_block_ms=ms, request_timeout_ms=ms, bootstrap_timeout_ms=ms,
+                        self.settings, max_block_ms=ms, request_timeout_ms=ms,
+                        delivery_timeout_ms=ms + 1000, bootstrap_timeout_ms=ms,
                     )
                 except KafkaError as exc:
                     raise BrokerUnavailable(f"cannot reach Kafka: {exc}") from exc
@@ -39,7 +38,33 @@ class OrderPublisher:
 
     def publish(self, order: OrderPlaced) -> tuple[int, int]:
         """Return (partition, offset) once the broker has the order; raise BrokerUnavailable otherwise."""
-        return publish(self._get(), self.topic, order.order_id, order.to_bytes(), timeout=self.timeout + 1)
+        producer = self._get()
+        try:
+            return publish(producer, self.topic, order.order_id, order.to_bytes(), timeout=self.timeout + 1)
+        except BrokerUnavailable:
+            self._replace(producer)
+            raise
+
+    def _replace(self, producer: Any) -> None:
+        """Drop a producer that failed to deliver; the next order gets a new one.
+
+        kafka-python 3.0's idempotent producer whose batch expires while in flight to a leader that
+        died may never send again (a worker then answered 503 for minutes after one broker's death).
+        Its unsent orders are dropped with it, as their requests were already answered 503.
+        """
+        with self._lock:
+            if self._producer is not producer:
+                return  # another request replaced it already
+            self._producer = None
+        threading.Thread(target=self._close, args=(producer,), name="kafka-producer-close", daemon=True).start()
+
+    def _close(self, producer: Any) -> None:
+        # Its batches expire within the delivery timeout (the publish timeout + 1 s); kafka-python's
+        # close gives up, half done, if they have not by then.
+        try:
+            producer.close(timeout=self.timeout + 3)
+        except KafkaError as exc:
+            log.warning("a replaced Kafka producer did not close: %s", exc)
 
     def connected(self) -> bool:
         """Whether this worker knows the topic's partitions (from the broker, possibly cached)."""
