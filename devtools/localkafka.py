@@ -1,9 +1,10 @@
 """A real Apache Kafka broker for machines without Docker.
 
-Fetches Kafka's jars from Maven Central with Maven (cached in ~/.m2 and in
-``.kafka/libs``), formats KRaft storage once and runs one node that is both
-broker and controller. Used by ``make run`` (persistent data under ``.kafka/``)
-and by the tests (free ports, temporary folder).
+Formats KRaft storage once and runs one node that is both broker and controller, on Kafka's jars
+from Maven Central (``devtools.kafkadist``). Used by ``make run`` (persistent data under
+``.kafka/``) and by the tests (free ports, temporary folder). A start refuses ports another
+process holds, stops a broker an earlier start on the same data left running, and is ready only
+when the broker answering is this one (``devtools.brokerguard``).
 
     python -m devtools.localkafka fetch            # jars only
     python -m devtools.localkafka run [--data D]   # foreground until SIGINT/SIGTERM
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import socket
 import subprocess
@@ -24,63 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from devtools.brokerguard import PidFile, die_with_parent, stop_process
+from devtools.kafkadist import HOME, KAFKA_VERSION, LOG4J2, ROOT, fetch_jars
 from devtools.kafkasecurity import SecureListener
 from devtools.ports import LOWEST_PORT, ephemeral_start, free_port, port_holder
 from orderflow.topics import min_insync_replicas
 
 log = logging.getLogger(__name__)
-__all__ = ["KAFKA_VERSION", "LOWEST_PORT", "BrokerConflict", "LocalKafka", "Voter", "ephemeral_start", "fetch_jars",
-           "free_port", "read_cluster_id", "stop_process"]
-
-KAFKA_VERSION = "4.3.1"
-# Kafka's POM brings slf4j-api 1.7.x and log4j2 but no binding between them.
-LOG4J_VERSION = "2.25.4"
-ROOT = Path(__file__).resolve().parent.parent
-HOME = Path(os.environ.get("ORDERFLOW_KAFKA_HOME", ROOT / ".kafka"))
-
-POM = f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
-  <modelVersion>4.0.0</modelVersion>
-  <groupId>local.orderflow</groupId><artifactId>kafka-dist</artifactId><version>1</version>
-  <packaging>pom</packaging>
-  <dependencies>
-    <dependency><groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
-      <version>{KAFKA_VERSION}</version></dependency>
-    <dependency><groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j-impl</artifactId>
-      <version>{LOG4J_VERSION}</version></dependency>
-  </dependencies>
-</project>
-"""
-
-LOG4J2 = """status = warn
-appender.file.type = File
-appender.file.name = file
-appender.file.fileName = ${sys:kafka.logs.dir}/server.log
-appender.file.layout.type = PatternLayout
-appender.file.layout.pattern = [%d] %p %m (%c)%n
-rootLogger.level = WARN
-rootLogger.appenderRef.file.ref = file
-logger.kafka.name = kafka.server.KafkaRaftServer
-logger.kafka.level = INFO
-"""
-
-
-def fetch_jars(home: Path = HOME) -> Path:
-    """Return the folder of Kafka's runtime classpath, fetching it with Maven once."""
-    libs = home / "libs"
-    stamp = libs / f".complete-{KAFKA_VERSION}"
-    if stamp.exists():
-        return libs
-    home.mkdir(parents=True, exist_ok=True)
-    (home / "pom.xml").write_text(POM)
-    log.info("fetching Apache Kafka %s from Maven Central", KAFKA_VERSION)
-    subprocess.run(
-        ["mvn", "-B", "-q", "-f", str(home / "pom.xml"), "dependency:copy-dependencies",
-         "-DincludeScope=runtime", f"-DoutputDirectory={libs}"],
-        check=True,
-    )
-    stamp.touch()
-    return libs
-
+__all__ = ["HOME", "KAFKA_VERSION", "LOWEST_PORT", "ROOT", "BrokerConflict", "LocalKafka", "Voter", "ephemeral_start",
+           "fetch_jars", "free_port", "read_cluster_id", "stop_process"]
 
 @dataclass(frozen=True)
 class Voter:
