@@ -138,25 +138,32 @@ def test_killed_brokers_lose_and_double_nothing(cluster: LocalCluster, cluster_s
                 settings, f"{settings.group(TRANSACTIONS_GROUP)}-{settings.replica_id}", "transaction")),
             ("group coordinator", lambda: find_coordinator(settings, settings.group(TRANSACTIONS_GROUP), "group")),
         ]
-        for what, choose in victims:
-            node = choose()
-            killed = time.monotonic()
-            cluster.kill(node)
-            before = watch.count()
-            wait_until(lambda: watch.count() >= before + 150, 240, 0.2,  # noqa: B023 - used within the iteration
-                       f"verdicts with node {node} ({what}) dead")
-            resumed = time.monotonic()
-            cluster.restart(node)
-            wait_until(lambda: fully_replicated(settings), 180, 1, f"node {node} back in sync")
-            back = time.monotonic()
-            unavailable = sum(min(end, back) - max(start, killed) for start, end in poster.unavailable
-                              if end > killed and start < back)
-            report.append(f"  kill -9 node {node} ({what}): POST /order 503 for {unavailable:.1f}s, "
-                          f"longest verdict stall {watch.longest_stall(killed, back):.1f}s, "
-                          f"150 verdicts {resumed - killed:.1f}s after the kill, back in sync after "
-                          f"{back - killed:.1f}s")
-            with capsys.disabled():  # as it goes: a later kill may fail the test
-                sys.stdout.write(f"\n{report[-1]}\n")
+        down: list[int] = []  # killed and not yet back: brought back whatever happens, for the tests after
+        try:
+            for what, choose in victims:
+                node = choose()
+                killed = time.monotonic()
+                cluster.kill(node)
+                down.append(node)
+                before = watch.count()
+                wait_until(lambda: watch.count() >= before + 150, 240, 0.2,  # noqa: B023 - used within the iteration
+                           f"verdicts with node {node} ({what}) dead")
+                resumed = time.monotonic()
+                cluster.restart(node)
+                down.remove(node)
+                wait_until(lambda: fully_replicated(settings), 180, 1, f"node {node} back in sync")
+                back = time.monotonic()
+                unavailable = sum(min(end, back) - max(start, killed) for start, end in poster.unavailable
+                                  if end > killed and start < back)
+                report.append(f"  kill -9 node {node} ({what}): POST /order 503 for {unavailable:.1f}s, "
+                              f"longest verdict stall {watch.longest_stall(killed, back):.1f}s, "
+                              f"150 verdicts {resumed - killed:.1f}s after the kill, back in sync after "
+                              f"{back - killed:.1f}s")
+                with capsys.disabled():  # as it goes: a later kill may fail the test
+                    sys.stdout.write(f"\n{report[-1]}\n")
+        finally:
+            for node in down:
+                cluster.restart(node)
         poster.stop.set()
         poster.join(60)
         placed = orders[:poster.placed]
