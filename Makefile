@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help setup system-deps venv kafka browser postgres run test test-unit lint bench clean
+.PHONY: help setup system-deps venv kafka browser postgres run test test-unit test-cluster lint bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -31,8 +31,10 @@ endif
 
 setup: venv kafka ## everything the commands below need
 
-run: setup ## start Kafka and all five services; Ctrl-C stops them
-	$(BIN)/python -m devtools.devstack
+BROKERS ?= 1
+
+run: setup ## start Kafka and all five services; Ctrl-C stops them; BROKERS=3: a three-node cluster
+	DEVSTACK_BROKERS=$(BROKERS) $(BIN)/python -m devtools.devstack
 
 browser: ## Debian's Chromium for the dashboard's browser test (apt-get when missing)
 	@scripts/ensure-chromium.sh
@@ -42,6 +44,9 @@ postgres: ## PostgreSQL's server programs, for the order store's tests on Postgr
 
 test: setup browser postgres ## the whole suite: unit, integration (real broker, real PostgreSQL), end to end (browser too)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-cluster: setup ## a three-node cluster whose brokers are killed under load (~5 min, never in test)
+	$(BIN)/python -m pytest tests/cluster -m cluster -s $(PYTEST_ARGS)
 
 test-unit: venv ## the pure tests only, no broker
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)

@@ -16,7 +16,7 @@ from pydantic_settings import SettingsConfigDict
 from analytics_backend.aggregate import fold_all
 from orderflow import metrics
 from orderflow.events import AnalyticsSnapshot, OrderVerdict, Totals
-from orderflow.kafka import Inbound, Output, Stage, ensure_topics, read_topic
+from orderflow.kafka import Inbound, Output, Stage, access_at_start, ensure_topics, read_topic
 from orderflow.settings import ConsumerServiceSettings, KafkaSettings, configure_logging
 from orderflow.stopflag import StopFlag
 from orderflow.topics import ANALYTICS_GROUP, ANALYTICS_RESULT, ORDER_CONFIRMED
@@ -71,6 +71,7 @@ class RunningTotals:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
+    access_at_start(settings.kafka)
     metrics.serve(settings, metrics.STAGE)
     ensure_topics(settings.kafka, timeout=None)  # a broker away at start-up is waited for
     Stage(

@@ -9,6 +9,7 @@ import signal
 from typing import Any
 
 from dashboard.settings import Settings
+from orderflow.kafka import access_at_start
 from orderflow.settings import configure_logging
 
 _settings = Settings()
@@ -27,6 +28,7 @@ loglevel = _settings.log_level.lower()
 
 def on_starting(server: object) -> None:
     configure_logging(_settings.log_level)
+    access_at_start(_settings.kafka)  # wrong credentials end the start here, with the setting to fix
 
 
 def post_fork(server: object, worker: object) -> None:

@@ -13,7 +13,7 @@ import argparse
 import logging
 import sys
 
-from orderflow.kafka import DeadLetter, dead_letters, replay
+from orderflow.kafka import DeadLetter, access_at_start, dead_letters, replay
 from orderflow.settings import KafkaSettings
 from orderflow.topics import dlq
 
@@ -26,6 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     settings = KafkaSettings()
+    access_at_start(settings)
     if args.command == "list":
         n = 0
         for record in dead_letters(settings, args.topic):

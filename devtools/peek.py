@@ -9,10 +9,11 @@ Settings come from ``KAFKA_*`` as for the services.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from datetime import UTC, datetime
 
-from orderflow.kafka import peek_topics
+from orderflow.kafka import access_at_start, peek_topics
 from orderflow.settings import KafkaSettings
 from orderflow.topics import pipeline_topics
 
@@ -23,7 +24,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("topics", nargs="*", help="unprefixed topic names (default: all of the pipeline's)")
     parser.add_argument("-n", "--last", type=int, default=5, help="newest records per topic")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
     settings = KafkaSettings()
+    access_at_start(settings)
     names = [settings.topic(t) for t in args.topics] or [
         s.name for s in pipeline_topics(settings.partitions, settings.topic_prefix)]
     for peek in peek_topics(settings, names, last=args.last):

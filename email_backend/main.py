@@ -48,6 +48,7 @@ from orderflow.kafka import (
     Output,
     Record,
     Stage,
+    access_at_start,
     bind_to_topics,
     catch_up,
     committed_offsets,
@@ -224,6 +225,7 @@ class Confirmations:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
+    access_at_start(settings.kafka)
     metrics.serve(settings, metrics.STAGE, metrics.EMAIL)
     ensure_topics(settings.kafka, timeout=None)  # a broker away at start-up is waited for
     mailer = Mailer(

@@ -9,7 +9,7 @@ from pydantic_settings import SettingsConfigDict
 
 from order_projector.projector import Projector
 from orderflow import metrics
-from orderflow.kafka import ensure_topics
+from orderflow.kafka import access_at_start, ensure_topics
 from orderflow.settings import ConsumerServiceSettings, configure_logging
 from orderflow.stopflag import StopFlag
 from orderflow.store import StoreSettings
@@ -28,6 +28,7 @@ class Settings(ConsumerServiceSettings):
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
+    access_at_start(settings.kafka)
     metrics.serve(settings, metrics.STAGE)
     ensure_topics(settings.kafka)
     Projector(settings.kafka, settings.store, health_file=settings.health_file,

@@ -24,7 +24,10 @@ class KafkaSettings(BaseSettings):
     bootstrap_servers: str = "127.0.0.1:9092"
     topic_prefix: str = Field("", description="prepended to every topic name (test isolation, shared clusters)")
     partitions: int = Field(6, ge=1, le=1000)
-    replication_factor: int = Field(1, ge=1)
+    replication_factor: int | None = Field(None, ge=1, description="copies of each new topic; default: the "
+                                           "cluster's brokers, at most 3")
+    min_insync_replicas: int | None = Field(None, ge=1, description="copies a write needs before it counts; "
+                                            "default: 2 from 3 replicas on, else 1")
     exactly_once: bool = Field(True, description="transactions for consume-transform-produce stages")
     max_batch: int = Field(500, ge=1, description="records per poll, and so per transaction")
     poll_timeout_ms: int = Field(100, ge=1, description="how long one poll waits for records")
@@ -41,6 +44,7 @@ class KafkaSettings(BaseSettings):
     ssl_cafile: str | None = Field(None, description="PEM of the CA that signed the brokers' certificates")
     ssl_certfile: str | None = Field(None, description="client certificate (PEM), for brokers that ask for one")
     ssl_keyfile: str | None = None
+    ssl_password: SecretStr | None = Field(None, description="of KAFKA_SSL_KEYFILE, if it is encrypted")
     ssl_check_hostname: bool = True
 
     @model_validator(mode="after")
@@ -70,10 +74,13 @@ class KafkaSettings(BaseSettings):
             "KAFKA_MAX_BATCH": str(self.max_batch),
             "KAFKA_SECURITY_PROTOCOL": self.security_protocol,
             **{f"KAFKA_{name.upper()}": str(value) for name, value in (
+                ("replication_factor", self.replication_factor), ("min_insync_replicas", self.min_insync_replicas),
                 ("sasl_mechanism", self.sasl_mechanism), ("sasl_username", self.sasl_username),
                 ("sasl_password", self.sasl_password.get_secret_value() if self.sasl_password else None),
                 ("ssl_cafile", self.ssl_cafile), ("ssl_certfile", self.ssl_certfile),
-                ("ssl_keyfile", self.ssl_keyfile)) if value is not None},
+                ("ssl_keyfile", self.ssl_keyfile),
+                ("ssl_password", self.ssl_password.get_secret_value() if self.ssl_password else None))
+                if value is not None},
             "KAFKA_SSL_CHECK_HOSTNAME": str(self.ssl_check_hostname).lower(),
         }
 

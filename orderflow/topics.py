@@ -23,6 +23,22 @@ ANALYTICS_GROUP = "analytics_backend"
 PROJECTOR = "order_projector"
 
 
+# Replicas of a topic: up to three, one per broker, as long as the cluster has brokers for them.
+MAX_REPLICATION_FACTOR = 3
+
+
+def replication_factor(brokers: int) -> int:
+    """The replication factor a cluster of ``brokers`` live brokers gives the pipeline's topics."""
+    return max(1, min(brokers, MAX_REPLICATION_FACTOR))
+
+
+def min_insync_replicas(replicas: int) -> int:
+    """Copies a write must reach before it counts: a majority from three replicas on, so one broker
+    may be down without stopping writes; one below that (with two, requiring both would stop the
+    pipeline whenever either broker is down)."""
+    return 1 if replicas < 3 else replicas // 2 + 1
+
+
 def dlq(topic: str) -> str:
     return f"{topic}{DLQ_SUFFIX}"
 

@@ -35,7 +35,7 @@ from typing import Any  # noqa: E402
 from prometheus_client import multiprocess  # noqa: E402
 
 from orderflow import web  # noqa: E402
-from orderflow.kafka import ensure_topics  # noqa: E402
+from orderflow.kafka import access_at_start, ensure_topics  # noqa: E402
 from orderflow.settings import configure_logging  # noqa: E402
 from orderflow.store import OrderStore  # noqa: E402
 from orders_backend.settings import Settings  # noqa: E402
@@ -61,6 +61,7 @@ _provision_in_workers = False  # set when the master could not provision the top
 def on_starting(server: object) -> None:
     global _provision_in_workers
     configure_logging(_settings.log_level)
+    access_at_start(_settings.kafka)  # wrong credentials end the start here, with the setting to fix
     # Briefly: a broker that is away must not keep the API from listening and answering 503 meanwhile.
     # Not on a thread of the master either: it forks the workers, and a fork while another thread works
     # with Kafka can leave a worker blocked on a lock that thread held. The workers take over instead.

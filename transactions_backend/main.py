@@ -36,6 +36,7 @@ from orderflow.kafka import (
     Output,
     Record,
     Stage,
+    access_at_start,
     bind_to_topics,
     catch_up,
     committed_offsets,
@@ -130,6 +131,7 @@ class Verdicts:
 def main() -> None:
     settings = Settings()
     configure_logging(settings.log_level)
+    access_at_start(settings.kafka)
     metrics.serve(settings, metrics.STAGE, metrics.TRANSACTIONS)
     ensure_topics(settings.kafka, timeout=None)  # a broker away at start-up is waited for
     limits = Limits(settings.max_order_total, settings.max_quantity_per_item)

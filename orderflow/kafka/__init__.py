@@ -1,8 +1,10 @@
 """The only door to kafka-python: every other module of the project imports Kafka from here.
 
 clients       clients made from settings (address and security in one place), ``publish``
+cluster       the cluster's id and live brokers, partition leaders, group and transaction coordinators
 records       ``Record`` (as read) and ``Output`` (to write), apart from the client library
 errors        the error classes the services catch, ``fenced``, ``describe``
+access        the start-up check: ``access_at_start``, ``check_access`` (wrong credentials fail fast)
 backoff       the one backoff every retry loop uses
 provision     ``ensure_topics``
 reading       bounded reads: ``read_range``, ``read_topic``, end offsets, a group's lag
@@ -19,6 +21,7 @@ peek          offsets and newest records of topics, for people
 probe         end offsets for read-your-writes waits, one round trip per burst (``EndOffsets``)
 """
 
+from orderflow.kafka.access import KafkaAccessDenied, access_at_start, check_access
 from orderflow.kafka.assigned import AssignedReader
 from orderflow.kafka.backoff import Backoff
 from orderflow.kafka.batch import Inbound, Processor, parse, parse_value
@@ -34,6 +37,7 @@ from orderflow.kafka.clients import (
     partition_for,
     publish,
 )
+from orderflow.kafka.cluster import ClusterInfo, describe_cluster, find_coordinator, partition_leaders
 from orderflow.kafka.deadletters import DeadLetter, dead_letter, dead_letters, replay
 from orderflow.kafka.errors import BrokerUnavailable, KafkaError, describe, fenced
 from orderflow.kafka.follow import Follower, TopicsMissing
@@ -47,10 +51,12 @@ from orderflow.kafka.stage import Stage
 from orderflow.kafka.writers import AckedWriter, BatchWriter
 
 __all__ = [
-    "AckedWriter", "AssignedReader", "Backoff", "BatchWriter", "BrokerUnavailable", "DeadLetter", "EndOffsets",
-    "Follower", "Inbound", "KafkaDown", "KafkaError", "OffsetAndMetadata", "Output", "Processor", "Record",
-    "RecordPublisher", "SharedProbe", "Stage", "TopicPartition", "TopicPeek", "TopicsMissing", "bind_to_topics",
-    "catch_up", "client_config", "committed_offsets", "dead_letter", "dead_letters", "describe", "end_offsets",
-    "ensure_topics", "fenced", "group_lag", "make_admin", "make_consumer", "make_producer", "offsets", "parse",
-    "parse_value", "partition_for", "peek_topics", "publish", "read_range", "read_topic", "replay", "text_key",
+    "AckedWriter", "AssignedReader", "Backoff", "BatchWriter", "BrokerUnavailable", "ClusterInfo", "DeadLetter",
+    "EndOffsets", "Follower", "Inbound", "KafkaAccessDenied", "KafkaDown", "KafkaError", "OffsetAndMetadata",
+    "Output", "Processor", "Record", "RecordPublisher", "SharedProbe", "Stage", "TopicPartition", "TopicPeek",
+    "TopicsMissing", "access_at_start", "bind_to_topics", "catch_up", "check_access", "client_config",
+    "committed_offsets", "dead_letter", "dead_letters", "describe", "describe_cluster", "end_offsets",
+    "ensure_topics", "fenced", "find_coordinator", "group_lag", "make_admin", "make_consumer", "make_producer",
+    "offsets", "parse", "parse_value", "partition_for", "partition_leaders", "peek_topics", "publish", "read_range",
+    "read_topic", "replay", "text_key",
 ]

@@ -39,7 +39,8 @@ def client_config(settings: KafkaSettings, name: str = "orderflow") -> dict[str,
                       sasl_plain_password=settings.sasl_password.get_secret_value())
     if settings.security_protocol.endswith("SSL"):
         config.update(ssl_cafile=settings.ssl_cafile, ssl_certfile=settings.ssl_certfile,
-                      ssl_keyfile=settings.ssl_keyfile, ssl_check_hostname=settings.ssl_check_hostname)
+                      ssl_keyfile=settings.ssl_keyfile, ssl_check_hostname=settings.ssl_check_hostname,
+                      ssl_password=settings.ssl_password.get_secret_value() if settings.ssl_password else None)
     return config
 
 

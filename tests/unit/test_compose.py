@@ -1,6 +1,6 @@
 """The Docker files, checked without a Docker engine.
 
-Both compose files against the Compose Specification schema (as vendored by check-jsonschema), then
+The compose files against the Compose Specification schema (as vendored by check-jsonschema), then
 what the schema cannot see: the services reach the broker's internal listener and Mailpit by their
 names on the shared network, their environment is what their settings classes read, published host
 ports do not clash, and every container runs a module that the image installs.
@@ -25,6 +25,7 @@ from devtools.localkafka import KAFKA_VERSION
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_FILE = ROOT / "docker-compose-kafka.yml"
+CLUSTER_FILE = ROOT / "docker-compose-kafka-cluster.yml"  # the three-node alternative to KAFKA_FILE
 SERVICES_FILE = ROOT / "docker-compose-services.yml"
 MAILPIT_SMTP_PORT = 1025  # Mailpit's default SMTP port
 # Where each service's settings class lives, by the module its container runs.
@@ -45,6 +46,7 @@ def load(path: Path) -> dict[str, Any]:
 
 
 KAFKA = load(KAFKA_FILE)
+CLUSTER = load(CLUSTER_FILE)
 SERVICES = load(SERVICES_FILE)
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 # The packages `pip install .` puts in the image.
@@ -116,7 +118,7 @@ INTERNAL = listeners(KAFKA_ENV["KAFKA_ADVERTISED_LISTENERS"])[KAFKA_ENV["KAFKA_I
 NETWORK = next(iter(KAFKA["networks"]))
 
 
-@pytest.mark.parametrize("path", [KAFKA_FILE, SERVICES_FILE], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [KAFKA_FILE, CLUSTER_FILE, SERVICES_FILE], ids=lambda p: p.name)
 def test_follows_the_compose_specification(path: Path) -> None:
     schema = get_builtin_schema("vendor.compose-spec")
     validator = jsonschema.validators.validator_for(schema)(schema)
@@ -124,7 +126,7 @@ def test_follows_the_compose_specification(path: Path) -> None:
     assert not errors, "\n".join(errors)
 
 
-@pytest.mark.parametrize("path", [KAFKA_FILE, SERVICES_FILE], ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [KAFKA_FILE, CLUSTER_FILE, SERVICES_FILE], ids=lambda p: p.name)
 def test_references_resolve_within_the_file(path: Path) -> None:
     doc = load(path)
     for name, service in doc["services"].items():
@@ -280,3 +282,68 @@ def test_the_containers_order_store_is_the_postgres_service() -> None:
     data = [v.split(":") for v in postgres["volumes"] if v.endswith(":/var/lib/postgresql/data")]
     assert data and data[0][0] in KAFKA["volumes"], "the database must be a named volume"
     assert "healthcheck" in postgres and not postgres.get("ports"), "no password worth the name: not published"
+
+
+CLUSTER_NODES = {name: s for name, s in CLUSTER["services"].items() if s.get("image", "").startswith("apache/kafka:")}
+
+
+def test_the_cluster_file_is_three_kraft_nodes_of_one_cluster_and_one_quorum() -> None:
+    assert len(CLUSTER_NODES) == 3
+    envs = {name: node["environment"] for name, node in CLUSTER_NODES.items()}
+    assert len({env["CLUSTER_ID"] for env in envs.values()}) == 1
+    assert len(base64.urlsafe_b64decode(next(iter(envs.values()))["CLUSTER_ID"] + "==")) == 16
+    voters = {env["KAFKA_CONTROLLER_QUORUM_VOTERS"] for env in envs.values()}
+    assert len(voters) == 1, "every node must name the same quorum"
+    expected = set()
+    for name, env in envs.items():
+        bound = listeners(env["KAFKA_LISTENERS"])
+        advertised = listeners(env["KAFKA_ADVERTISED_LISTENERS"])
+        assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+        assert all(advertised[n][1] == bound[n][1] for n in advertised), f"{name}: advertised port != bound port"
+        assert advertised[env["KAFKA_INTER_BROKER_LISTENER_NAME"]][0] in {name, CLUSTER_NODES[name].get("hostname")}
+        assert env["KAFKA_CONTROLLER_LISTENER_NAMES"] not in advertised
+        expected.add(f"{env['KAFKA_NODE_ID']}@{name}:{bound[env['KAFKA_CONTROLLER_LISTENER_NAMES']][1]}")
+        for host, port in advertised.values():
+            if host == "localhost":
+                assert published(CLUSTER_NODES[name]) == [(port, port, "tcp")], f"{name}: localhost:{port}"
+        assert CLUSTER_NODES[name]["image"] == f"apache/kafka:{KAFKA_VERSION}"
+        assert "healthcheck" in CLUSTER_NODES[name]
+    assert set(voters.pop().split(",")) == expected
+    assert len({env["KAFKA_NODE_ID"] for env in envs.values()}) == 3
+
+
+def test_the_cluster_keeps_three_copies_and_a_write_needs_two() -> None:
+    for name, node in CLUSTER_NODES.items():
+        env = node["environment"]
+        for key in ("OFFSETS_TOPIC_REPLICATION_FACTOR", "TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+                    "SHARE_COORDINATOR_STATE_TOPIC_REPLICATION_FACTOR", "DEFAULT_REPLICATION_FACTOR"):
+            assert str(env[f"KAFKA_{key}"]) == "3", (name, key)
+        for key in ("TRANSACTION_STATE_LOG_MIN_ISR", "SHARE_COORDINATOR_STATE_TOPIC_MIN_ISR", "MIN_INSYNC_REPLICAS"):
+            assert str(env[f"KAFKA_{key}"]) == "2", (name, key)
+        assert str(env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"]) == "false"
+    volumes = [v.split(":")[0] for node in CLUSTER_NODES.values() for v in node["volumes"]]
+    assert len(set(volumes)) == 3 and set(volumes) <= set(CLUSTER["volumes"]), "one named volume per node"
+
+
+def test_the_services_reach_the_cluster_by_the_name_every_node_answers_to() -> None:
+    """docker-compose-services.yml bootstraps from kafka:19092: each node carries that name on the network."""
+    assert CLUSTER["networks"][NETWORK]["name"] == KAFKA["networks"][NETWORK]["name"]
+    for name, node in CLUSTER_NODES.items():
+        env = node["environment"]
+        assert node["networks"][NETWORK]["aliases"] == [INTERNAL[0]], name
+        assert listeners(env["KAFKA_LISTENERS"])[env["KAFKA_INTER_BROKER_LISTENER_NAME"]][1] == INTERNAL[1]
+    ui = CLUSTER["services"][UI_NAME]
+    internal = {f"{n}:{INTERNAL[1]}" for n in CLUSTER_NODES}
+    assert set(ui["environment"]["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"].split(",")) == internal
+    assert {n: c["condition"] for n, c in ui["depends_on"].items()} == dict.fromkeys(CLUSTER_NODES, "service_healthy")
+
+
+def test_the_cluster_file_publishes_on_the_host_only_and_clashes_with_no_service() -> None:
+    owners: dict[tuple[int, str], str] = {}
+    for doc in (CLUSTER, SERVICES):
+        for name, service in doc["services"].items():
+            for host_port, _, protocol in published(service):
+                assert owners.setdefault((host_port, protocol), name) == name, f"{name} clashes on {host_port}"
+    for name, service in CLUSTER["services"].items():
+        for port in service.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond this machine"
