@@ -13,7 +13,7 @@ import uuid
 from pathlib import Path
 
 from bench.common import Report, Samples, say
-from devtools.localkafka import HOME, KAFKA_VERSION, LOG4J_VERSION
+from devtools.kafkadist import HOME, KAFKA_VERSION, LOG4J_VERSION
 from orderflow.kafka import ensure_topics
 from orderflow.settings import KafkaSettings
 from orderflow.topics import TopicSpec
