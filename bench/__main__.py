@@ -22,14 +22,15 @@ from pathlib import Path
 
 from kafka.record import util as crc32c_util
 
-from bench import e2e, history, http_ladder, kafkatools, peer, soak, stages
+from bench import e2e, history, http_ladder, kafkatools, peer, profile, soak, stages
 from bench.common import RESULTS, Report, Samples, quiet_logs, say
 from bench.table import render, render_targets, targets
 from devtools.localkafka import LocalKafka, free_port
 from orderflow.settings import KafkaSettings
 
-STEPS = ("broker", "stages", "http", "e2e", "peer", "history", "soak")
-DEFAULT_STEPS = ("broker", "stages", "http", "e2e", "peer", "soak")  # history only when asked: its builds take minutes
+STEPS = ("broker", "stages", "http", "e2e", "peer", "history", "soak", "profile")
+# history and profile only when asked: history's builds take minutes, profile is for finding costs
+DEFAULT_STEPS = ("broker", "stages", "http", "e2e", "peer", "soak")
 OWN_BROKER = {"soak"}  # steps that start (and kill) a broker of their own
 
 
@@ -46,7 +47,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--only", default=",".join(DEFAULT_STEPS),
-                   help="comma-separated steps: " + ", ".join(STEPS) + " (default: all but history)")
+                   help="comma-separated steps: " + ", ".join(STEPS) + " (default: all but history and profile)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--perf-records", type=int, default=200_000, help="records per Kafka perf-tool round")
     p.add_argument("--backlog", type=int, default=50_000, help="orders each stage drains")
@@ -57,6 +58,8 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
                    help="worker_class:workers:threads,... the first is the shipped default (full ladder)")
     p.add_argument("--e2e-seconds", type=float, default=8.0)
     p.add_argument("--peer-seconds", type=float, default=20.0, help="the peer row's wrk load per round")
+    p.add_argument("--profile-rate", type=int, default=300, help="orders/s offered while profiling")
+    p.add_argument("--profile-seconds", type=float, default=20.0)
     p.add_argument("--history", type=history.parse_sizes, default=list(history.SIZES),
                    help="orders of history the history step builds, comma-separated (default 10000,100000; "
                         "1000000 is opt-in)")
@@ -138,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
                              connections=args.http_connections)
                 elif step == "history":
                     history.run(report, base, work, rounds=args.rounds, sizes=args.history)
+                elif step == "profile":
+                    profile.run(report, base, work, broker_pid, rate=args.profile_rate, seconds=args.profile_seconds)
                 elif step == "soak":
                     soak.run(report, base, work, kills=args.soak_kills, rate=args.soak_rate,
                              downs=[float(d) for d in args.soak_downs.split(",")])
