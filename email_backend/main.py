@@ -58,9 +58,11 @@ from orderflow.kafka import (
 from orderflow.settings import KafkaSettings, StatefulServiceSettings, configure_logging
 from orderflow.statestore import StateStore, StateWriter, state_file
 from orderflow.stopflag import StopFlag
+from orderflow.tally import Tally
 from orderflow.topics import EMAIL_GROUP, EMAIL_SENT_LOG, ORDER_CONFIRMED, ORDER_EMAIL_SENT
 
 log = logging.getLogger(__name__)
+tally = Tally(log, "emails")
 
 RECORDED = "recorded"  # order ids whose outcome is committed, per partition of order_confirmed
 RECORDED_UP_TO = "recorded_up_to"  # an order_confirmed offset
@@ -211,7 +213,8 @@ class Confirmations:
                          attempts=delivery.attempts, error=delivery.error)
         self.notes.send(self.log_topic, verdict.order_id, note.to_bytes())
         (metrics.EMAILS_SENT if delivery.ok else metrics.EMAILS_FAILED).inc()
-        log.log(logging.INFO if delivery.ok else logging.WARNING, "order %s email %s after %d attempt(s)",
+        tally.note(status)
+        log.log(logging.DEBUG if delivery.ok else logging.WARNING, "order %s email %s after %d attempt(s)",
                 verdict.order_id, status, delivery.attempts,
                 extra={"order_id": verdict.order_id, "status": status, "attempts": delivery.attempts,
                        "error": delivery.error})

@@ -74,6 +74,8 @@ class KafkaSettings(BaseSettings):
             "KAFKA_REPLICA_ID": self.replica_id,
             "KAFKA_EXACTLY_ONCE": str(self.exactly_once).lower(),
             "KAFKA_MAX_BATCH": str(self.max_batch),
+            "KAFKA_FETCH_MIN_BYTES": str(self.fetch_min_bytes),
+            "KAFKA_FETCH_MAX_WAIT_MS": str(self.fetch_max_wait_ms),
             "KAFKA_SECURITY_PROTOCOL": self.security_protocol,
             **{f"KAFKA_{name.upper()}": str(value) for name, value in (
                 ("replication_factor", self.replication_factor), ("min_insync_replicas", self.min_insync_replicas),

@@ -2,10 +2,12 @@
 
 ``OrderIntake.submit`` is the whole of ``POST /order`` after validation, with its dependencies
 given (the publisher and the placed orders, as the order store holds them), so it runs and is
-tested without Flask. A server-made id is new by construction; a client's may be a repeat, so it
-is looked up first: the same order again is answered 200 with the first one, another order under
-that id 409. Two workers may still publish one id at once; the first in the log is the order and
-the other is answered as a repeat.
+tested without Flask. A server-made id is new by construction; a client's may be a repeat: one the
+store holds is answered at once, without publishing (the same order again 200 with the first one,
+another order under that id 409). Otherwise the order is published, and the first record under its
+id in ``order_details`` is the order: the API waits until the store has read up to its own record
+and answers 201 only when that first record is its own, so a repeat racing the first (from any
+worker or replica) is still answered as a repeat.
 """
 
 from __future__ import annotations
@@ -20,11 +22,13 @@ from orderflow import metrics
 from orderflow.errors import ServiceUnavailable
 from orderflow.events import OrderPlaced
 from orderflow.kafka import BrokerUnavailable, KafkaDown
+from orderflow.tally import Tally
 from orders_backend.access import public_order
 from orders_backend.orders import same_order
 from orders_backend.stored import StoreBehind
 
 log = logging.getLogger(__name__)
+tally = Tally(log, "orders published")
 
 ID_LOCKS = 64
 
@@ -38,7 +42,6 @@ class PlacedOrders(Protocol):
     """``order_details`` by ``order_id``: the first order written under each id (``StoreBehind`` when
     that cannot be told in time)."""
 
-    def get(self, key: bytes, timeout: float) -> bytes | None: ...
     def wait_for(self, partition: int, offset: int, timeout: float) -> None: ...
     def peek(self, key: bytes) -> bytes | None: ...
 
@@ -72,14 +75,10 @@ class OrderIntake:
                                          order_id=order.order_id) from exc
 
     def _take(self, order: OrderPlaced, key: bytes, *, client_id: bool) -> Answer:
-        """A repeat found in ``order_details``, or the order published and acknowledged."""
-        try:
-            existing = self.placed.get(key, timeout=self.timeout) if client_id else None
-        except StoreBehind as exc:
-            log.warning("order %s not accepted: %s", order.order_id, exc, extra={"order_id": order.order_id})
-            raise ServiceUnavailable("cannot check for an earlier order with this id; try again") from exc
-        if existing is not None:
-            return self._repeat(OrderPlaced.model_validate_json(existing), existing, order)
+        """A repeat the store already holds, or the order published, acknowledged and shown to be the first."""
+        stored = self.placed.peek(key) if client_id else None
+        if stored is not None:
+            return self._repeat(OrderPlaced.model_validate_json(stored), stored, order)
         try:
             with metrics.PUBLISH_SECONDS.time():
                 partition, offset = self.publisher.publish(order)
@@ -93,17 +92,25 @@ class OrderIntake:
             lost = self._first_wins(order, key, partition, offset)
             if lost is not None:
                 return lost
-        log.info("order %s published to partition %d at offset %d", order.order_id, partition, offset,
-                 extra={"order_id": order.order_id, "outcome": "created", "partition": partition, "offset": offset,
-                        "total": str(order.total)})
+        tally.note("created")
+        log.debug("order %s published to partition %d at offset %d", order.order_id, partition, offset,
+                  extra={"order_id": order.order_id, "outcome": "created", "partition": partition, "offset": offset,
+                         "total": str(order.total)})
         return Answer(201, order.model_dump_json().encode(), {"Location": f"/order/{order.order_id}"})
 
     def _first_wins(self, order: OrderPlaced, key: bytes, partition: int, offset: int) -> Answer | None:
-        """Two workers may publish one id at once; the first in the log is the order, the other a repeat."""
+        """The log decides which order an id is: the first written under it. A client's id is answered
+        201 only once the store, read up to this order's offset, shows this order as that first one;
+        a repeat the store had not read yet when it arrived is answered here as a repeat (its record
+        stays in the log, where every reader keeps the first)."""
         try:
             self.placed.wait_for(partition, offset, timeout=self.timeout)
-        except StoreBehind:
-            return None  # stored and acknowledged; transactions_backend still decides an id once
+        except StoreBehind as exc:
+            log.warning("order %s stored, but not shown to be the first under its id: %s", order.order_id, exc,
+                        extra={"order_id": order.order_id})
+            raise ServiceUnavailable(f"order {order.order_id} was stored but could not be checked against an "
+                                     "earlier order with this id; retry with this order_id",
+                                     order_id=order.order_id) from exc
         stored = self.placed.peek(key)
         first = OrderPlaced.model_validate_json(stored) if stored is not None else order
         if first.event_id == order.event_id:

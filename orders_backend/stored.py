@@ -45,12 +45,8 @@ class StoredOrders:
             raise StoreBehind(f"the order store has not read {self.topic}/{partition} up to {offset} "
                               f"after {timeout:g}s")
 
-    def get(self, key: bytes, timeout: float) -> bytes | None:
-        """The first order placed under ``key``, as written, or None."""
-        return _first(self.row(key.decode(), timeout))
-
     def peek(self, key: bytes) -> bytes | None:
-        """As ``get``, from what the store holds now (no wait)."""
+        """The first order placed under ``key``, as written, from what the store holds now (no wait)."""
         return _first(self.store.get(key.decode()))
 
 

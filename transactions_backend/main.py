@@ -46,10 +46,12 @@ from orderflow.kafka import (
 from orderflow.settings import KafkaSettings, StatefulServiceSettings, configure_logging
 from orderflow.statestore import StateStore, StateWriter, state_file
 from orderflow.stopflag import StopFlag
+from orderflow.tally import Tally
 from orderflow.topics import ORDER_CONFIRMED, ORDER_DETAILS, TRANSACTIONS_GROUP
 from transactions_backend.rules import Limits, decide
 
 log = logging.getLogger(__name__)
+tally = Tally(log, "verdicts")
 
 DECIDED = "decided"  # the state's set of decided order ids, per partition of order_details
 DECIDED_UP_TO = "decided_up_to"  # its checkpoint: an order_details offset
@@ -114,8 +116,11 @@ class Verdicts:
             pending.add(order.order_id)
             verdict = decide(order, self.limits)
             metrics.VERDICTS.labels(verdict.status).inc()
-            log.info("order %s %s%s", order.order_id, verdict.status, f" ({verdict.reason})" if verdict.reason else "",
-                     extra={"order_id": order.order_id, "status": verdict.status, "reason": verdict.reason})
+            tally.note(verdict.status)
+            # A rejection is worth a line of its own; the confirmations are followed at DEBUG.
+            log.log(logging.DEBUG if verdict.status == "confirmed" else logging.INFO,
+                    "order %s %s%s", order.order_id, verdict.status, f" ({verdict.reason})" if verdict.reason else "",
+                    extra={"order_id": order.order_id, "status": verdict.status, "reason": verdict.reason})
             outputs.append(Output(self.out_topic, order.order_id, verdict.to_bytes()))
         return outputs
 

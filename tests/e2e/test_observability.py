@@ -38,6 +38,8 @@ def stack(kafka_settings: KafkaSettings, smtp_sink: SmtpSink, logs_dir: Path) ->
                       TRANSACTIONS_METRICS_PORT=str(ports["transactions_backend"]),
                       EMAIL_METRICS_PORT=str(ports["email_backend"]),
                       ANALYTICS_METRICS_PORT=str(ports["analytics_backend"]), LOG_FORMAT="json",
+                      # an operator following one order turns on the per-order lines
+                      ORDERS_LOG_LEVEL="DEBUG", TRANSACTIONS_LOG_LEVEL="DEBUG", EMAIL_LOG_LEVEL="DEBUG",
                       **store_env(logs_dir))
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     services = [ServiceProcess(m, env, logs_dir).start() for m in ("order_projector", "orders_backend", *CONSUMERS)]
