@@ -60,6 +60,7 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--peer-seconds", type=float, default=20.0, help="the peer row's wrk load per round")
     p.add_argument("--profile-rate", type=int, default=300, help="orders/s offered while profiling")
     p.add_argument("--profile-seconds", type=float, default=20.0)
+    p.add_argument("--profile-order-id", action="store_true", help="the profiled orders carry their own order_id")
     p.add_argument("--history", type=history.parse_sizes, default=list(history.SIZES),
                    help="orders of history the history step builds, comma-separated (default 10000,100000; "
                         "1000000 is opt-in)")
@@ -142,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                 elif step == "history":
                     history.run(report, base, work, rounds=args.rounds, sizes=args.history)
                 elif step == "profile":
-                    profile.run(report, base, work, broker_pid, rate=args.profile_rate, seconds=args.profile_seconds)
+                    profile.run(report, base, work, broker_pid, rate=args.profile_rate, seconds=args.profile_seconds,
+                                with_order_id=args.profile_order_id)
                 elif step == "soak":
                     soak.run(report, base, work, kills=args.soak_kills, rate=args.soak_rate,
                              downs=[float(d) for d in args.soak_downs.split(",")])

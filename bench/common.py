@@ -37,9 +37,10 @@ ORDER_BODY: dict[str, Any] = {
 BAD_CARD = "4111 1111 1111 1112"
 
 
-def order_json(user_id: str) -> bytes:
-    """The README's order as a client sends it (no order_id: the server makes one), tagged by ``user_id``."""
-    return json.dumps({**ORDER_BODY, "user_id": user_id}, separators=(",", ":")).encode()
+def order_json(user_id: str, order_id: str | None = None) -> bytes:
+    """The README's order as a client sends it, tagged by ``user_id``; without ``order_id`` the server makes one."""
+    body = {**ORDER_BODY, "user_id": user_id, **({"order_id": order_id} if order_id else {})}
+    return json.dumps(body, separators=(",", ":")).encode()
 REJECT_EVERY = 20
 
 

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from pathlib import Path
 
@@ -80,11 +81,13 @@ def buckets(collapsed: Path) -> tuple[Counter[str], int]:
 
 
 def run(report: Report, base: KafkaSettings, work: Path, broker_pid: int, *, rate: int = 300,
-        seconds: float = 20.0) -> None:
+        seconds: float = 20.0, with_order_id: bool = False) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
     watch = GroupWatch(base.bootstrap_servers)
     smtp_port = free_port()
-    report.facts["profile"] = f"{rate} orders/s offered for {seconds:g} s; py-spy at 200 Hz, inclusive frames"
+    tag = uuid.uuid4().hex[:8]
+    report.facts["profile"] = (f"{rate} orders/s offered for {seconds:g} s, "
+                               f"{'client' if with_order_id else 'server'}-made order ids; py-spy at 200 Hz")
     with Proc("bench.smtpsink", "--port", str(smtp_port), env={}, log=work / "smtpsink.log") as smtp:
         stack = started_and_warm(report, base, work, smtp_port, None, watch)
         try:
@@ -92,8 +95,8 @@ def run(report: Report, base: KafkaSettings, work: Path, broker_pid: int, *, rat
             pids.pop("observer", None)
             spies = {name: record(pid, seconds, OUT / f"{name}.txt") for name, pid in pids.items() if name != "broker"}
             before = cpu_seconds(pids.values())
-            samples = open_loop("127.0.0.1", stack.port, rate=rate, seconds=seconds,
-                                body=lambda i: order_json(f"prof-{i}"))
+            samples = open_loop("127.0.0.1", stack.port, rate=rate, seconds=seconds, body=lambda i: order_json(
+                f"prof-{i}", order_id=f"{tag}-{i}" if with_order_id else None))
             orders = sum(1 for s in samples if s.status == 201)
             wait_settled(stack, watch)
             used = {name: cpu_seconds([pid]).get(pid, 0.0) - before.get(pid, 0.0) for name, pid in pids.items()}

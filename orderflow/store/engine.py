@@ -4,8 +4,10 @@ SQLite: WAL (readers never wait for the writer), ``synchronous=NORMAL`` (a commi
 the process; a power cut may lose the last ones, which the projector reads again from Kafka), a busy
 timeout, and real transactions: pysqlite's own transaction handling is switched off and every
 transaction starts with an explicit ``BEGIN`` (``BEGIN IMMEDIATE`` for the writer, which so holds the
-write lock from its first read). No pool: each use opens the file, so a file moved aside and rebuilt is
-the one every reader sees next. PostgreSQL: a pool whose connections are checked before use.
+write lock from its first read). Connections are pooled (opening one, with its pragmas, cost more than
+the lookup it served), and a pooled connection is handed out only while the file it opened is still
+the one at the path: a file moved aside and rebuilt is the one every reader sees next. PostgreSQL: a
+pool whose connections are checked before use.
 
 A reader that must never write (the dashboard) asks for ``read_only``: SQLite opens the file with
 ``mode=ro`` (a missing file is an error, never an empty database made in its place, and no pragma
@@ -22,8 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from sqlalchemy import URL, Engine, create_engine, event, make_url
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import NullPool
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 
 from orderflow.store.settings import StoreSettings
 
@@ -33,6 +34,9 @@ SIDE_FILES = ("-wal", "-shm", "-journal")
 BEGIN_OPTION = "store_begin"
 # Execution options of a connection whose SQLite transactions must hold the write lock from the start.
 IMMEDIATE = {BEGIN_OPTION: "BEGIN IMMEDIATE"}
+# Connections kept open per engine; more at once are opened and closed as needed.
+SQLITE_POOL_SIZE = 16
+FILE_ID = "store_file_id"
 
 
 class StoreUnavailable(Exception):
@@ -49,6 +53,15 @@ def sqlite_file(url: str) -> Path | None:
     if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
         return None
     return Path(parsed.database)
+
+
+def file_id(path: Path) -> tuple[int, int] | None:
+    """Which file is at ``path`` now (device and inode), or ``None`` when there is none."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _read_only_sqlite_url(path: Path) -> URL:
@@ -71,11 +84,22 @@ def make_engine(settings: StoreSettings, *, writer: bool = False, read_only: boo
             return create_engine(settings.database_url, pool_pre_ping=True,
                                  connect_args={"options": "-c default_transaction_read_only=on"})
         return create_engine(settings.database_url, pool_pre_ping=True)
+    pool = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": -1}
     if read_only:
-        engine = create_engine(_read_only_sqlite_url(path), poolclass=NullPool)
+        engine = create_engine(_read_only_sqlite_url(path), **pool)
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(settings.database_url, poolclass=NullPool)
+        engine = create_engine(settings.database_url, **pool)
+
+    @event.listens_for(engine, "do_connect")
+    def _opening(_dialect: Any, record: Any, _args: Any, _params: Any) -> None:
+        record.info[FILE_ID] = file_id(path)  # before the open: a file replaced meanwhile shows as changed
+
+    @event.listens_for(engine, "checkout")
+    def _same_file(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        opened = record.info.get(FILE_ID)
+        if opened is None or opened != file_id(path):
+            raise DisconnectionError(f"{path} is not the file this connection opened")  # the pool opens anew
 
     @event.listens_for(engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:

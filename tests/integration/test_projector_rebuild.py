@@ -74,6 +74,7 @@ def test_a_damaged_database_file_is_moved_aside_and_rebuilt(
         kafka_settings: KafkaSettings, store_file: Path, store: OrderStore, caplog: pytest.LogCaptureFixture) -> None:
     orders_stream(kafka_settings, "d", 25)
     build(kafka_settings, store_file, store)
+    store.close()  # damaged at rest: no connection holds its pages (or its WAL) open
     damaged = bytearray(store_file.read_bytes())
     damaged[100:4096] = b"\x00" * (4096 - 100)  # the first page's b-tree header: sqlite_master is unreadable
     store_file.write_bytes(bytes(damaged))
