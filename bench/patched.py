@@ -29,14 +29,14 @@ def _wrap(real: Any, overrides: dict[str, Any]) -> Any:
 
 
 def main() -> None:
-    from orderflow import kafka_io
+    from orderflow.kafka import clients
 
     producer = json.loads(os.environ.get("BENCH_PRODUCER") or "{}")
     consumer = json.loads(os.environ.get("BENCH_CONSUMER") or "{}")
     if producer:
-        kafka_io.KafkaProducer = _wrap(kafka_io.KafkaProducer, producer)  # type: ignore[misc]
+        clients.KafkaProducer = _wrap(clients.KafkaProducer, producer)  # type: ignore[misc]
     if consumer:
-        kafka_io.KafkaConsumer = _wrap(kafka_io.KafkaConsumer, consumer)  # type: ignore[misc]
+        clients.KafkaConsumer = _wrap(clients.KafkaConsumer, consumer)  # type: ignore[misc]
     if os.environ.get("BENCH_SWITCH_INTERVAL"):
         sys.setswitchinterval(float(os.environ["BENCH_SWITCH_INTERVAL"]))
     module, sys.argv = sys.argv[1], [sys.argv[1], *sys.argv[2:]]
