@@ -55,7 +55,7 @@ def py_spy() -> str:
 def record(pid: int, seconds: float, out: Path) -> subprocess.Popen[bytes]:
     """py-spy sampling ``pid`` and its children (gunicorn workers) into collapsed stacks at ``out``."""
     return subprocess.Popen([py_spy(), "record", "--pid", str(pid), "--subprocesses", "--duration",
-                             str(int(seconds)), "--rate", "200", "--format", "raw", "--nonblocking",
+                             str(int(seconds)), "--rate", "200", "--format", "raw", "--nonblocking", "--gil",
                              "--output", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 

@@ -31,8 +31,10 @@ class KafkaSettings(BaseSettings):
     exactly_once: bool = Field(True, description="transactions for consume-transform-produce stages")
     max_batch: int = Field(500, ge=1, description="records per poll, and so per transaction")
     poll_timeout_ms: int = Field(100, ge=1, description="how long one poll waits for records")
-    fetch_min_bytes: int = Field(1, ge=1, description="a fetch waits for this much data (or fetch_max_wait_ms)")
-    fetch_max_wait_ms: int = Field(500, ge=0, description="how long the broker may hold a fetch for fetch_min_bytes")
+    fetch_min_bytes: int = Field(65536, ge=1, description="a stage's fetch waits for this much data "
+                                                          "(or fetch_max_wait_ms)")
+    fetch_max_wait_ms: int = Field(50, ge=0, description="how long the broker may hold a stage's fetch for "
+                                                        "fetch_min_bytes")
     retry_backoff_seconds: float = Field(2.0, ge=0, description="pause before retrying a batch whose edge was down")
     unassigned_rejoin_seconds: float = Field(20.0, gt=0, description="a member without partitions this long rejoins")
     session_timeout_ms: int = Field(10_000, ge=6000, description="a silent replica leaves its group after this")

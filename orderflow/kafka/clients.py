@@ -72,8 +72,6 @@ def make_consumer(settings: KafkaSettings, *, group_id: str | None, **overrides:
         "auto_offset_reset": "earliest",
         "isolation_level": "read_committed",
         "max_poll_records": settings.max_batch,
-        "fetch_min_bytes": settings.fetch_min_bytes,
-        "fetch_max_wait_ms": settings.fetch_max_wait_ms,
         # A topic created moments before may be missing from the first metadata answer; without a
         # refresh the group would sit on no partitions for the default five minutes.
         "metadata_max_age_ms": 10_000,
