@@ -1,12 +1,13 @@
-"""Where an order's CPU goes: the whole system under a fixed load, every service sampled by py-spy.
+"""Where an order's CPU goes: the whole system under a fixed load, service by service.
 
-``python -m bench --only profile`` starts the end-to-end stack (``bench.e2e.start``), offers a constant
-rate of orders for a while (``bench.loadgen``, open loop) and meanwhile records every service's Python
-stacks with py-spy (``--idle`` off: only samples where a thread runs). Per service it prints the CPU
-milliseconds per order (utime+stime from /proc) and the functions that take most of its samples,
-inclusive (a function and what it calls), grouped into a few buckets a reader can act on.
-The collapsed stacks are kept in ``bench/results/profile/`` for flame graphs.
-"""
+``python -m bench --only profile`` starts the end-to-end stack (``bench.e2e.start``) and offers the same
+constant rate of orders (``bench.loadgen``, open loop) three times: once to warm up (a new broker
+spends more on compiling its code than on the orders), once measured (utime+stime from /proc per
+process, nothing attached), and once under py-spy (``--gil``: only the thread holding the GIL is
+sampled, i.e. Python running; SQLite and socket calls that release it are not in the samples, only
+in the CPU figures). Per service it prints the CPU milliseconds per order and the share of its
+samples per bucket (the innermost frame that names one). The collapsed stacks are kept in
+``bench/results/profile/`` for flame graphs."""
 
 from __future__ import annotations
 
@@ -93,13 +94,22 @@ def run(report: Report, base: KafkaSettings, work: Path, broker_pid: int, *, rat
         try:
             pids = {**stack.pids(broker_pid), "smtp sink": smtp.pid}
             pids.pop("observer", None)
-            spies = {name: record(pid, seconds, OUT / f"{name}.txt") for name, pid in pids.items() if name != "broker"}
+
+            def load(part: str) -> int:
+                samples = open_loop("127.0.0.1", stack.port, rate=rate, seconds=seconds, body=lambda i: order_json(
+                    f"prof-{i}", order_id=f"{tag}-{part}-{i}" if with_order_id else None))
+                wait_settled(stack, watch)
+                return sum(1 for s in samples if s.status == 201)
+
+            # A broker just started spends more on compiling its own code (the JIT) than on the orders:
+            # one load first, unmeasured. Then the CPU figures, with no sampler attached to anything.
+            load("warm")
             before = cpu_seconds(pids.values())
-            samples = open_loop("127.0.0.1", stack.port, rate=rate, seconds=seconds, body=lambda i: order_json(
-                f"prof-{i}", order_id=f"{tag}-{i}" if with_order_id else None))
-            orders = sum(1 for s in samples if s.status == 201)
-            wait_settled(stack, watch)
+            orders = load("cpu")
             used = {name: cpu_seconds([pid]).get(pid, 0.0) - before.get(pid, 0.0) for name, pid in pids.items()}
+            # Last, where it goes: the same load again under py-spy.
+            spies = {name: record(pid, seconds, OUT / f"{name}.txt") for name, pid in pids.items() if name != "broker"}
+            load("spy")
             for spy in spies.values():
                 spy.wait(timeout=seconds + 60)
             time.sleep(0.5)
