@@ -65,7 +65,7 @@ class Feed:
         if not self.follower.running:
             self.follower.start()
             if self.lag is not None:
-                self.lag.start(self.state, self.lock)
+                self.lag.start_into(self.state, self.lock)
         if self.orders is not None and not self.orders.running:
             self.orders.start()
 

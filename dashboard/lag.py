@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from dashboard.view import DashboardState
+from orderflow.background import BackgroundLoop
 from orderflow.events import utcnow
 from orderflow.kafka import describe, group_lag, make_admin, make_consumer
 from orderflow.settings import KafkaSettings
@@ -27,28 +28,22 @@ TIMEOUT_MS = 5000
 LagOf = Callable[[str, str], dict[int, int]]
 
 
-class LagWatcher:
+class LagWatcher(BackgroundLoop):
     """Every ``every`` seconds, each watched group's lag into the state (under the feed's lock)."""
 
     def __init__(self, kafka: KafkaSettings, every: float, lag_of: LagOf | None = None) -> None:
+        super().__init__(thread_name="dashboard-lag")
         self.kafka = kafka
         self.every = every
         self.rounds = 0
         self._lag_of = lag_of or self._group_lag
         self._clients: tuple[Any, Any] | None = None  # (admin, consumer), made on first use
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._into: tuple[DashboardState, threading.Lock] | None = None  # where the thread records the lag
 
-    def start(self, state: DashboardState, lock: threading.Lock) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, args=(state, lock), name="dashboard-lag", daemon=True)
-            self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+    def start_into(self, state: DashboardState, lock: threading.Lock) -> None:
+        """Start measuring into ``state`` (under ``lock``) unless it runs already."""
+        self._into = (state, lock)
+        self.start()
 
     def measure(self, state: DashboardState, lock: threading.Lock) -> None:
         """One round: every watched group, each recorded with its figures or its error."""
@@ -63,7 +58,9 @@ class LagWatcher:
                 state.record_lag(service, topic, lag, utcnow(), error)
         self.rounds += 1
 
-    def _run(self, state: DashboardState, lock: threading.Lock) -> None:
+    def _run(self) -> None:
+        assert self._into is not None, "started with start_into()"
+        state, lock = self._into
         try:
             while not self._stop.is_set():
                 self.measure(state, lock)

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable
 
 from dashboard.view import DashboardState
+from orderflow.background import BackgroundLoop
 from orderflow.events import utcnow
 from orderflow.kafka import Backoff
 from orderflow.store import OrderRow, OrderStore, StoreCorrupted, StoreUnavailable
@@ -37,12 +38,13 @@ PAGE = 500  # rows per read while loading or following
 CATCH_UP = 2_000  # changes past which a turn loads the newest rows instead of following them
 
 
-class StoreFeed:
+class StoreFeed(BackgroundLoop):
     """The thread, the reads it did (``rows_read``: every row any read returned) and how it stands."""
 
     def __init__(self, store: OrderStore, state: DashboardState, lock: threading.Lock, *, interval: float = 0.3,
                  catch_up: int | None = None, resync_seconds: float = 60.0, backoff: tuple[float, float] = (0.5, 15.0),
                  clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(thread_name="dashboard-store")
         self.store = store
         self.state = state
         self.lock = lock
@@ -58,28 +60,8 @@ class StoreFeed:
         self.rows_read = 0
         self.loads = 0
         self._loaded_at: float | None = None  # None: the next turn loads
-        self._stop = threading.Event()
-        self._start_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
-
-    def start(self) -> None:
-        """Start the thread unless it runs already (idempotent, cheap)."""
-        with self._start_lock:
-            if not self.running:
-                self._stop.clear()
-                self._thread = threading.Thread(target=self._run, name="dashboard-store", daemon=True)
-                self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def status(self) -> dict[str, object]:
         return {"connected": self.connected, "ready": self.ready, "error": self.last_error,

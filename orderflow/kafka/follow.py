@@ -9,10 +9,10 @@ is handed over twice.
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from orderflow.background import BackgroundLoop
 from orderflow.kafka.backoff import Backoff
 from orderflow.kafka.clients import TopicPartition, make_consumer
 from orderflow.kafka.errors import KafkaError, describe
@@ -31,11 +31,12 @@ class TopicsMissing(Exception):
     """The topics are not provisioned yet: wait, as for a broker that is down."""
 
 
-class Follower:
+class Follower(BackgroundLoop):
     def __init__(self, settings: KafkaSettings, topics: Sequence[str], *, start_at: StartAt,
                  handle: Callable[[list[Record]], None], name: str = "follower",
                  consumer_factory: Callable[[], Any] | None = None, poll_timeout_ms: int = 500,
                  backoff: tuple[float, float] = (0.5, 15.0)) -> None:
+        super().__init__(thread_name=name)
         self.settings = settings
         self.topics = list(topics)
         self.start_at = start_at
@@ -47,28 +48,6 @@ class Follower:
         self.connected = False
         self.last_error: str | None = None
         self._factory = consumer_factory or self._make_consumer
-        self._stop = threading.Event()
-        self._start_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Start the reader thread unless it runs already (idempotent, cheap)."""
-        if self.running:
-            return
-        with self._start_lock:
-            if not self.running:
-                self._stop.clear()
-                self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-                self._thread.start()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
 
     def _make_consumer(self) -> Any:
         return make_consumer(self.settings, group_id=None, bootstrap_timeout_ms=10_000,
