@@ -118,3 +118,25 @@ def stop_process(process: subprocess.Popen[bytes], timeout: float) -> int:
             process.kill()
             process.wait()
     return int(process.returncode)
+
+
+def hold(start: Callable[[], object], running: Callable[[], bool], stop: Callable[[], object],
+         announce: Callable[[], None]) -> int:
+    """Run brokers in the foreground: ``start`` them, ``announce`` it, and wait until SIGTERM or SIGINT
+    (exit status 0) or until ``running()`` turns false, a broker having died (1); ``stop`` them either way."""
+    stopping = False
+
+    def _stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    start()
+    announce()
+    try:
+        while not stopping and running():
+            time.sleep(0.5)
+    finally:
+        stop()
+    return 0 if stopping else 1

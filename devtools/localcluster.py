@@ -15,12 +15,12 @@ import argparse
 import base64
 import logging
 import os
-import signal
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from devtools.brokerguard import hold
 from devtools.localkafka import HOME, BrokerConflict, LocalKafka, Voter, read_cluster_id
 from orderflow.topics import replication_factor
 
@@ -118,23 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     ports = args.ports or [9092 + 2 * i for i in range(args.nodes)]
     cluster = LocalCluster(args.data, ports, args.controller_ports or [p + 1 for p in ports])
-    stopping = False
-
-    def _stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    cluster.start()
-    log.info("Kafka cluster of %d ready on %s (data in %s)", len(ports), cluster.bootstrap_servers, args.data)
-    try:
-        while not stopping and all(n.process is not None and n.process.poll() is None for n in cluster.nodes):
-            time.sleep(0.5)
-    finally:
-        cluster.stop()
-    return 0 if stopping else 1
-
+    return hold(cluster.start,
+                lambda: all(n.process is not None and n.process.poll() is None for n in cluster.nodes), cluster.stop,
+                lambda: log.info("Kafka cluster of %d ready on %s (data in %s)", len(ports), cluster.bootstrap_servers,
+                                 args.data))
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from devtools.brokerguard import PidFile, die_with_parent, stop_process
+from devtools.brokerguard import PidFile, die_with_parent, hold, stop_process
 from devtools.kafkadist import HOME, KAFKA_VERSION, LOG4J2, ROOT, fetch_jars
 from devtools.kafkasecurity import SecureListener
 from devtools.ports import LOWEST_PORT, ephemeral_start, free_port, port_holder
@@ -247,23 +246,9 @@ def main(argv: list[str] | None = None) -> int:
         log.info("Kafka jars in %s", fetch_jars())
         return 0
     broker = LocalKafka(args.data, args.port, args.controller_port)
-    stopping = False
-
-    def _stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    broker.start()
-    log.info("Kafka %s ready on %s (data in %s)", KAFKA_VERSION, broker.bootstrap_servers, args.data)
-    try:
-        while not stopping and broker.process is not None and broker.process.poll() is None:
-            time.sleep(0.5)
-    finally:
-        broker.stop()
-    return 0 if stopping else 1
-
+    return hold(broker.start, lambda: broker.process is not None and broker.process.poll() is None, broker.stop,
+                lambda: log.info("Kafka %s ready on %s (data in %s)", KAFKA_VERSION, broker.bootstrap_servers,
+                                 args.data))
 
 if __name__ == "__main__":
     sys.exit(main())
