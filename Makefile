@@ -34,7 +34,7 @@ setup: venv kafka ## everything the commands below need
 BROKERS ?= 1
 
 run: setup ## start Kafka and all five services; Ctrl-C stops them; BROKERS=3: a three-node cluster
-	DEVSTACK_BROKERS=$(BROKERS) $(BIN)/python -m devtools.devstack
+	DEVSTACK_BROKERS=$(BROKERS) exec $(BIN)/python -m devtools.devstack  # make itself is its parent
 
 browser: ## Debian's Chromium for the dashboard's browser test (apt-get when missing)
 	@scripts/ensure-chromium.sh

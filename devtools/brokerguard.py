@@ -51,6 +51,18 @@ def die_with_parent(sig: int = signal.SIGKILL) -> Callable[[], None] | None:
     return preexec
 
 
+
+def end_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Have the kernel send ``sig`` to this process when its parent ends, even by SIGKILL: ``make run``
+    killed takes the stack it started down with it."""
+    prctl = _prctl()
+    if prctl is None:
+        return
+    parent = os.getppid()
+    prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    if os.getppid() != parent:  # the parent ended before the signal was armed
+        os.kill(os.getpid(), sig)
+
 def alive(pid: int) -> bool:
     """Whether ``pid`` runs (a zombie waiting for its parent to reap it does not)."""
     try:

@@ -26,7 +26,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from werkzeug.security import generate_password_hash
 
-from devtools.brokerguard import die_with_parent
+from devtools.brokerguard import die_with_parent, end_with_parent
 from devtools.localcluster import LocalCluster, ports_list
 from devtools.localkafka import HOME, ROOT, LocalKafka
 from orderflow.kafka import ensure_topics
@@ -96,6 +96,7 @@ def _interrupt(*_: object) -> None:
 def main() -> int:
     # Stop cleanly from the first instant: a SIGTERM while the broker starts must stop it too.
     signal.signal(signal.SIGTERM, _interrupt)
+    end_with_parent(signal.SIGTERM)  # `make run` killed, even with -9: this stops as on a SIGTERM
     # One console for people, here and in every service; LOG_FORMAT=json gives what deployed services log.
     os.environ.setdefault("LOG_FORMAT", "text")
     configure_logging("INFO")

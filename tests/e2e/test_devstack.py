@@ -34,8 +34,12 @@ def processes_with(marker: str) -> list[int]:
     return found
 
 
+# A parent that runs the stack and waits for it, as `make run` does.
+PARENT = ["-c", "import subprocess, sys; subprocess.run(sys.argv[1:])", sys.executable]
+
+
 class Devstack:
-    def __init__(self, tmp_path: Path) -> None:
+    def __init__(self, tmp_path: Path, under_parent: bool = False) -> None:
         self.marker = f"ORDERFLOW_STACK_UNDER_TEST={uuid.uuid4().hex}"
         self.kafka_port, self.orders_port, self.dashboard_port = free_port(), free_port(), free_port()
         self.data = tmp_path / "kafka"
@@ -50,8 +54,8 @@ class Devstack:
         })
         self.log = tmp_path / "devstack.log"
         with open(self.log, "wb") as out:
-            self.process = subprocess.Popen([sys.executable, "-m", "devtools.devstack"], cwd=ROOT, env=env,
-                                            stdout=out, stderr=subprocess.STDOUT)
+            command = [sys.executable, *(PARENT if under_parent else []), "-m", "devtools.devstack"]
+            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -60,9 +64,9 @@ class Devstack:
         return [f"{pid}: {Path(f'/proc/{pid}/cmdline').read_bytes()[:200]!r}" for pid in processes_with(self.marker)]
 
 
-@pytest.fixture
-def devstack(tmp_path: Path) -> Iterator[Devstack]:
-    stack = Devstack(tmp_path)
+@pytest.fixture(params=[False])
+def devstack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Devstack]:
+    stack = Devstack(tmp_path, under_parent=request.param)
     try:
         yield stack
     finally:
@@ -98,3 +102,17 @@ def test_a_stack_stopped_while_its_broker_starts_stops_the_broker(devstack: Devs
     assert devstack.process.wait(60) == 0, devstack.output()[-4000:]
     assert not devstack.left_behind()
     assert "Ready in" not in devstack.output() and "Kafka ready" not in devstack.output()
+
+
+@pytest.mark.parametrize("devstack", [True], indirect=True)
+def test_killing_the_parent_that_started_the_stack_stops_it(devstack: Devstack) -> None:
+    """``make run`` killed with -9: the stack it started stops as on a SIGTERM, broker and services too."""
+    wait_until(lambda: "Ready in" in devstack.output() or devstack.process.poll() is not None, 240, 1,
+               "the stack's Ready line")
+    assert "Ready in" in devstack.output(), devstack.output()[-4000:]
+    devstack.process.send_signal(signal.SIGKILL)  # the parent, not the stack
+    devstack.process.wait()
+
+    wait_until(lambda: not devstack.left_behind(), 60, 0.5, "no process of the stack whose parent was killed")
+    assert port_holder(devstack.kafka_port) is None
+    assert "Kafka stopped" in devstack.output(), devstack.output()[-4000:]  # stopped cleanly, not killed
